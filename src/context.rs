@@ -1,0 +1,363 @@
+//! `UserContext`: the ids of one user's operation, validated by Netra's rules
+//! (section 3 of the contract). Immutable once built: a thread id set at creation is
+//! never changed behind the caller's back.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::ContextError;
+use crate::ids::{IdGenerator, MAX_ID_LEN};
+
+/// Values (any case) that are never a real id.
+const PLACEHOLDER_VALUES: &[&str] = &[
+    "registry", "placeholder", "default", "temp", "none", "null", "undefined", "0", "1", "xxx",
+    "yyy", "example", "test", "demo", "sample", "template", "mock", "fake", "dummy",
+];
+/// Prefixes that mark a placeholder when the value is shorter than
+/// [`PLACEHOLDER_PREFIX_MAX_LEN`] characters.
+const PLACEHOLDER_PREFIXES: &[&str] = &[
+    "placeholder_", "registry_", "default_", "temp_", "example_", "demo_", "sample_",
+    "template_", "mock_", "fake_",
+];
+/// `test_` is a placeholder prefix only outside test environments.
+const TEST_PREFIX: &str = "test_";
+const PLACEHOLDER_PREFIX_MAX_LEN: usize = 20;
+/// Deepest `operation_depth` accepted (child contexts of child contexts ...).
+pub const MAX_OPERATION_DEPTH: u64 = 10_000;
+
+/// Free-form JSON-like metadata attached to a context.
+pub type Metadata = BTreeMap<String, serde_json::Value>;
+
+/// Where a context is validated: test environments allow `test_` ids.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ValidationRules {
+    pub test_mode: bool,
+}
+
+impl ValidationRules {
+    pub const PRODUCTION: Self = Self { test_mode: false };
+    pub const TEST: Self = Self { test_mode: true };
+}
+
+/// One user's execution context (Netra's `UserExecutionContext`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct UserContext {
+    user_id: String,
+    thread_id: String,
+    run_id: String,
+    request_id: String,
+    websocket_client_id: Option<String>,
+    /// Rarely set; boxed so a registry holding a million contexts stays small.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    extra: Option<Box<ContextExtra>>,
+}
+
+/// The optional parts of a context.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+struct ContextExtra {
+    agent_context: Metadata,
+    audit_metadata: Metadata,
+    operation_depth: u64,
+    parent_request_id: Option<String>,
+}
+
+static NO_METADATA: Metadata = Metadata::new();
+
+/// Builds a [`UserContext`]; `build` validates every field.
+#[derive(Debug, Clone)]
+pub struct ContextBuilder {
+    user_id: String,
+    thread_id: String,
+    run_id: String,
+    request_id: Option<String>,
+    websocket_client_id: Option<String>,
+    agent_context: Metadata,
+    audit_metadata: Metadata,
+    operation_depth: u64,
+    parent_request_id: Option<String>,
+    rules: ValidationRules,
+}
+
+impl ContextBuilder {
+    pub fn request_id(mut self, v: impl Into<String>) -> Self {
+        self.request_id = Some(v.into());
+        self
+    }
+    pub fn websocket_client_id(mut self, v: Option<String>) -> Self {
+        self.websocket_client_id = v;
+        self
+    }
+    pub fn agent_context(mut self, v: Metadata) -> Self {
+        self.agent_context = v;
+        self
+    }
+    pub fn audit_metadata(mut self, v: Metadata) -> Self {
+        self.audit_metadata = v;
+        self
+    }
+    pub fn operation_depth(mut self, v: u64) -> Self {
+        self.operation_depth = v;
+        self
+    }
+    pub fn parent_request_id(mut self, v: Option<String>) -> Self {
+        self.parent_request_id = v;
+        self
+    }
+    pub fn rules(mut self, rules: ValidationRules) -> Self {
+        self.rules = rules;
+        self
+    }
+
+    /// Validates and builds. A missing request id becomes a UUID v4 from `ids`.
+    pub fn build(mut self, ids: &IdGenerator) -> Result<UserContext, ContextError> {
+        let request_id = match self.request_id.take() {
+            Some(r) => r,
+            None => ids.uuid_v4(),
+        };
+        self.build_with_request_id(request_id)
+    }
+
+    /// Validates and builds with a request id already chosen.
+    pub fn build_with_request_id(self, request_id: String) -> Result<UserContext, ContextError> {
+        let r = self.rules;
+        validate_user_id(&self.user_id, r)?;
+        validate_id("thread_id", &self.thread_id, r)?;
+        validate_id("run_id", &self.run_id, r)?;
+        validate_id("request_id", &request_id, r)?;
+        if let Some(ws) = &self.websocket_client_id {
+            validate_optional_id("websocket_client_id", ws)?;
+        }
+        if let Some(p) = &self.parent_request_id {
+            validate_optional_id("parent_request_id", p)?;
+        }
+        if self.operation_depth > MAX_OPERATION_DEPTH {
+            return Err(ContextError::Depth {
+                value: self.operation_depth,
+                max: MAX_OPERATION_DEPTH,
+            });
+        }
+        let extra = ContextExtra {
+            agent_context: self.agent_context,
+            audit_metadata: self.audit_metadata,
+            operation_depth: self.operation_depth,
+            parent_request_id: self.parent_request_id,
+        };
+        Ok(UserContext {
+            user_id: self.user_id,
+            thread_id: self.thread_id,
+            run_id: self.run_id,
+            request_id,
+            websocket_client_id: self.websocket_client_id,
+            extra: (extra != ContextExtra::default()).then(|| Box::new(extra)),
+        })
+    }
+}
+
+impl UserContext {
+    /// Starts a context from its three required ids.
+    pub fn builder(
+        user_id: impl Into<String>,
+        thread_id: impl Into<String>,
+        run_id: impl Into<String>,
+    ) -> ContextBuilder {
+        ContextBuilder {
+            user_id: user_id.into(),
+            thread_id: thread_id.into(),
+            run_id: run_id.into(),
+            request_id: None,
+            websocket_client_id: None,
+            agent_context: Metadata::new(),
+            audit_metadata: Metadata::new(),
+            operation_depth: 0,
+            parent_request_id: None,
+            rules: ValidationRules::PRODUCTION,
+        }
+    }
+
+    /// The single way to mint a correlated context for a WebSocket connection
+    /// (Netra's `from_websocket_request`): thread, run and request ids from one
+    /// `user_context_ids` call, and a new `ws_client_` id when none is given.
+    pub fn for_websocket(
+        ids: &IdGenerator,
+        user_id: &str,
+        operation: &str,
+        websocket_client_id: Option<&str>,
+        rules: ValidationRules,
+    ) -> Result<UserContext, ContextError> {
+        validate_user_id(user_id, rules)?;
+        let minted = ids.user_context_ids(user_id, operation)?;
+        let ws = match websocket_client_id {
+            Some(w) => w.to_owned(),
+            None => ids.websocket_client_id(user_id, None)?,
+        };
+        UserContext::builder(user_id, minted.thread_id, minted.run_id)
+            .websocket_client_id(Some(ws))
+            .rules(rules)
+            .build_with_request_id(minted.request_id)
+    }
+
+    pub fn user_id(&self) -> &str {
+        &self.user_id
+    }
+    pub fn thread_id(&self) -> &str {
+        &self.thread_id
+    }
+    pub fn run_id(&self) -> &str {
+        &self.run_id
+    }
+    pub fn request_id(&self) -> &str {
+        &self.request_id
+    }
+    pub fn websocket_client_id(&self) -> Option<&str> {
+        self.websocket_client_id.as_deref()
+    }
+    pub fn agent_context(&self) -> &Metadata {
+        self.extra.as_ref().map_or(&NO_METADATA, |e| &e.agent_context)
+    }
+    pub fn audit_metadata(&self) -> &Metadata {
+        self.extra.as_ref().map_or(&NO_METADATA, |e| &e.audit_metadata)
+    }
+    pub fn operation_depth(&self) -> u64 {
+        self.extra.as_ref().map_or(0, |e| e.operation_depth)
+    }
+    pub fn parent_request_id(&self) -> Option<&str> {
+        self.extra.as_ref().and_then(|e| e.parent_request_id.as_deref())
+    }
+
+    /// The canonical isolation key `{user_id}:{thread_id}` of this context.
+    pub fn isolation_key(&self) -> crate::key::IsolationKey {
+        crate::key::IsolationKey::from_valid_parts(&self.user_id, &self.thread_id)
+    }
+}
+
+fn validate_optional_id(field: &'static str, value: &str) -> Result<(), ContextError> {
+    if value.len() > MAX_ID_LEN {
+        return Err(ContextError::TooLong {
+            field,
+            len: value.len(),
+            max: MAX_ID_LEN,
+        });
+    }
+    if value.chars().any(char::is_control) {
+        return Err(ContextError::ControlCharacter {
+            field,
+            value: value.to_owned(),
+        });
+    }
+    Ok(())
+}
+
+/// Netra's required-id rules: non-empty, not blank, no placeholder value or prefix.
+pub fn validate_id(field: &'static str, value: &str, rules: ValidationRules) -> Result<(), ContextError> {
+    if value.trim().is_empty() {
+        return Err(ContextError::Empty {
+            field,
+            value: value.to_owned(),
+        });
+    }
+    validate_optional_id(field, value)?;
+    let lower = value.to_lowercase();
+    if PLACEHOLDER_VALUES.contains(&lower.as_str()) {
+        return Err(ContextError::Placeholder {
+            field,
+            value: value.to_owned(),
+        });
+    }
+    if value.chars().count() < PLACEHOLDER_PREFIX_MAX_LEN {
+        let prefixes = PLACEHOLDER_PREFIXES
+            .iter()
+            .chain((!rules.test_mode).then_some(&TEST_PREFIX));
+        for &prefix in prefixes {
+            if lower.starts_with(prefix) {
+                return Err(ContextError::PlaceholderPrefix {
+                    field,
+                    value: value.to_owned(),
+                    prefix,
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A user id follows the required-id rules and may not contain `:`, which separates user
+/// and thread in isolation keys.
+pub fn validate_user_id(value: &str, rules: ValidationRules) -> Result<(), ContextError> {
+    validate_id("user_id", value, rules)?;
+    if value.contains(':') {
+        return Err(ContextError::ColonInUserId {
+            value: value.to_owned(),
+        });
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::ManualClock;
+    use crate::entropy::SeededEntropy;
+    use std::sync::Arc;
+
+    fn ids() -> IdGenerator {
+        IdGenerator::new(
+            Arc::new(ManualClock::new(1_764_000_000_000)),
+            SeededEntropy::from_seed(3),
+        )
+    }
+
+    #[test]
+    fn valid_context_gets_a_uuid_request_id() {
+        let c = UserContext::builder("user123", "thread_ws_1_abcdef12", "run_ws_1_abcdef12")
+            .build(&ids())
+            .unwrap();
+        assert_eq!(c.request_id().len(), 36);
+        assert_eq!(c.isolation_key().to_string(), "user123:thread_ws_1_abcdef12");
+    }
+
+    #[test]
+    fn placeholders_and_blanks_are_refused() {
+        let g = ids();
+        for (user, expect) in [
+            ("", "Empty"),
+            ("   ", "Empty"),
+            ("NULL", "Placeholder"),
+            ("Dummy", "Placeholder"),
+            ("0", "Placeholder"),
+            ("mock_user", "PlaceholderPrefix"),
+            ("test_user", "PlaceholderPrefix"),
+            ("a:b", "ColonInUserId"),
+            ("a\0b", "ControlCharacter"),
+        ] {
+            let e = UserContext::builder(user, "thread_ws_1_abcdef12", "run_ws_1_abcdef12")
+                .build(&g)
+                .unwrap_err();
+            assert!(format!("{e:?}").starts_with(expect), "{user:?}: {e:?}");
+        }
+        // Long values may carry a placeholder prefix.
+        assert!(UserContext::builder("mock_user_with_a_long_name", "thread_x", "run_x")
+            .build(&g)
+            .is_ok());
+        // test_ is fine in test mode.
+        assert!(UserContext::builder("test_user", "thread_x", "run_x")
+            .rules(ValidationRules::TEST)
+            .build(&g)
+            .is_ok());
+        let e = UserContext::builder("u1", "thread_x", "x".repeat(MAX_ID_LEN + 1))
+            .build(&g)
+            .unwrap_err();
+        assert_eq!(e.to_string(), "run_id is 1025 bytes long: expected at most 1024");
+    }
+
+    #[test]
+    fn for_websocket_mints_correlated_ids() {
+        let g = ids();
+        let c = UserContext::for_websocket(&g, "user123", "websocket_factory", None, ValidationRules::PRODUCTION)
+            .unwrap();
+        assert!(crate::ids::are_correlated(c.thread_id(), c.run_id()));
+        assert!(c.request_id().starts_with("req_websocket_factory_2_"));
+        assert!(c.websocket_client_id().unwrap().starts_with("ws_client_user123_"));
+        assert!(UserContext::for_websocket(&g, "a:b", "op", None, ValidationRules::PRODUCTION).is_err());
+    }
+}

@@ -1,0 +1,163 @@
+//! One error enum per concern. Every message names the offending value (shortened, see
+//! [`shown`]) and what was expected, so a caller can act on it without a debugger.
+
+use thiserror::Error;
+
+/// How many characters of an offending value an error message quotes. A 10 MB input
+/// must not become a 10 MB message.
+const SHOWN_CHARS: usize = 64;
+
+/// A value as error messages quote it: Rust-escaped (control characters stay visible),
+/// cut after 64 characters with the full length noted.
+pub fn shown(value: &str) -> String {
+    let mut chars = value.char_indices();
+    match chars.nth(SHOWN_CHARS) {
+        None => format!("{value:?}"),
+        Some((cut, _)) => format!("{:?}… ({} bytes)", &value[..cut], value.len()),
+    }
+}
+
+/// Errors of ID generation and ID parsing.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum IdError {
+    #[error("{what} {} is invalid: expected {expected}", shown(value))]
+    InvalidPart {
+        what: &'static str,
+        value: String,
+        expected: &'static str,
+    },
+    #[error("random_length {value} is out of range: expected 1 to 64 hex characters")]
+    RandomLength { value: usize },
+    #[error("batch count {value} is out of range: expected 0 to {max}")]
+    BatchCount { value: usize, max: usize },
+    #[error("connection timestamp {value} is invalid: expected finite Unix seconds from 0 to 253402300799")]
+    Timestamp { value: String },
+    #[error("id {} does not parse: expected {expected}", shown(value))]
+    Unparsable { value: String, expected: &'static str },
+    #[error("could not seed the random generator from the operating system: {0}")]
+    Seed(String),
+}
+
+/// Errors of [`crate::context::UserContext`] validation (Netra's `InvalidContextError`).
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum ContextError {
+    #[error("{field} is required: got {}, expected a non-empty, non-blank id", shown(value))]
+    Empty { field: &'static str, value: String },
+    #[error("{field} {} is a placeholder value: expected a real id", shown(value))]
+    Placeholder { field: &'static str, value: String },
+    #[error("{field} {} starts with the placeholder prefix {prefix:?}: expected a real id", shown(value))]
+    PlaceholderPrefix {
+        field: &'static str,
+        value: String,
+        prefix: &'static str,
+    },
+    #[error("user_id {} contains ':': expected no ':' (it separates user and thread in isolation keys)", shown(value))]
+    ColonInUserId { value: String },
+    #[error("{field} {} contains a control character: expected printable text", shown(value))]
+    ControlCharacter { field: &'static str, value: String },
+    #[error("{field} is {len} bytes long: expected at most {max}")]
+    TooLong {
+        field: &'static str,
+        len: usize,
+        max: usize,
+    },
+    #[error("operation_depth {value} is out of range: expected 0 to {max}")]
+    Depth { value: u64, max: u64 },
+    #[error(transparent)]
+    Id(#[from] IdError),
+}
+
+/// Errors of isolation-key building and parsing.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum KeyError {
+    #[error("isolation key {} does not parse: expected \"{{user_id}}:{{thread_id}}\" or the older \"{{user_id}}_thread_..._{{run token}}\"", shown(value))]
+    Unparsable { value: String },
+    #[error("isolation key is {len} bytes long: expected at most {max}")]
+    TooLong { len: usize, max: usize },
+    #[error(transparent)]
+    Part(#[from] ContextError),
+}
+
+/// Errors of the session store.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum SessionError {
+    #[error(transparent)]
+    Context(#[from] ContextError),
+}
+
+/// Errors of the manager registry.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum RegistryError {
+    #[error("User {user_id} has reached the maximum number of WebSocket managers ({max}).")]
+    LimitExceeded { user_id: String, max: usize },
+    #[error("connection {} belongs to user {}, but manager {} serves user {}: refused", shown(connection_id), shown(connection_user), shown(key), shown(manager_user))]
+    IsolationViolation {
+        key: String,
+        manager_user: String,
+        connection_id: String,
+        connection_user: String,
+    },
+    #[error("no manager is registered under isolation key {}", shown(key))]
+    UnknownManager { key: String },
+    #[error("manager {} is inactive: expected an active manager", shown(key))]
+    Inactive { key: String },
+    #[error("registry setting {name} = {value} is invalid: expected {expected}")]
+    Config {
+        name: &'static str,
+        value: String,
+        expected: &'static str,
+    },
+    #[error(transparent)]
+    Key(#[from] KeyError),
+    #[error(transparent)]
+    Context(#[from] ContextError),
+}
+
+/// Errors of the tracker and its report JSON.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum ReportError {
+    #[error("report is {len} bytes: expected at most {max} (raise the limit if this report is trusted)")]
+    TooLarge { len: usize, max: usize },
+    #[error("report nests {depth} levels deep: expected at most {max}")]
+    TooDeep { depth: usize, max: usize },
+    #[error("report is not valid JSON: {0}")]
+    Json(String),
+    #[error("report schema is {}: expected \"threadline.report/1\"", shown(found))]
+    Schema { found: String },
+    #[error("report field {field} is invalid: {problem}")]
+    Field { field: String, problem: String },
+    #[error("tracker capacity {value} is invalid: expected at least 1")]
+    Capacity { value: usize },
+    #[error("operation is empty: expected a name such as \"manager_creation\"")]
+    EmptyOperation,
+    #[error("{field} is {len} bytes long: expected at most {max}")]
+    TooLong {
+        field: &'static str,
+        len: usize,
+        max: usize,
+    },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shown_quotes_short_values_whole() {
+        assert_eq!(shown("a\0b"), "\"a\\0b\"");
+    }
+
+    #[test]
+    fn shown_cuts_long_values_and_notes_length() {
+        let long = "x".repeat(10_000_000);
+        let s = shown(&long);
+        assert!(s.len() < 100, "{s}");
+        assert!(s.ends_with("(10000000 bytes)"), "{s}");
+    }
+
+    #[test]
+    fn shown_cuts_on_a_char_boundary() {
+        let long = "é".repeat(100);
+        assert!(shown(&long).contains("(200 bytes)"));
+    }
+}

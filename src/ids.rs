@@ -1,0 +1,848 @@
+//! Netra's ID formats (section 1 of the contract), produced and parsed byte for byte.
+//!
+//! Every parser reads from the right: operations and prefixes contain `_`
+//! (`websocket_factory`), so only the trailing `{ms}_{n}_{hex}` parts have a fixed shape.
+
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use serde::{Deserialize, Serialize};
+
+use crate::clock::Clock;
+use crate::entropy::Entropy;
+use crate::error::IdError;
+
+/// Longest ID (or ID part) accepted anywhere, in bytes.
+pub const MAX_ID_LEN: usize = 1024;
+/// Longest operation, prefix or type label, in bytes.
+pub const MAX_LABEL_LEN: usize = 128;
+/// `is_valid_id` accepts timestamps at most this old...
+pub const MAX_ID_AGE_MS: u64 = 365 * 24 * 3600 * 1000;
+/// ...and at most this far in the future.
+pub const MAX_ID_FUTURE_MS: u64 = 3600 * 1000;
+/// Most IDs one `batch_ids` call makes.
+pub const MAX_BATCH: usize = 100_000;
+/// Older manager run ids carry `ms % 100000`.
+const MANAGER_RUN_MODULUS: u64 = 100_000;
+
+/// The three correlated IDs of one user context: thread and run share counter and random
+/// part; the request id has the next counter value and its own random part.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ContextIds {
+    pub thread_id: String,
+    pub run_id: String,
+    pub request_id: String,
+}
+
+/// The parts of a base id `{prefix}_{ms}_{n}[_{random}]` (Netra's `IdComponents`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IdComponents {
+    pub prefix: String,
+    pub timestamp_ms: u64,
+    pub counter: u64,
+    /// Empty when the id was made with `include_random = false`.
+    pub random: String,
+    pub full_id: String,
+}
+
+/// Which kind of correlated context id a `{kind}_{op}_{n}_{h8}` string is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ContextIdKind {
+    Thread,
+    Run,
+    Request,
+}
+
+/// The parts of a generator context id `{kind}_{operation}_{n}_{h8}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ContextIdParts {
+    pub kind: ContextIdKind,
+    pub operation: String,
+    pub counter: u64,
+    pub random: String,
+}
+
+/// Which of the two stored run-id formats a reading assumes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RunFormat {
+    /// `run_{op}_{n}_{h8}`, minted with `thread_{op}_{n}_{h8}`.
+    Generator,
+    /// The older `run_{thread_id}_{ms % 100000}_{h8}` of `UnifiedIDManager`.
+    Manager,
+}
+
+/// One way of reading a run id: the thread it belongs to under one format.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunReading {
+    pub thread_id: String,
+    pub format: RunFormat,
+}
+
+/// Mints every Netra ID format. Shareable between threads through `&self`: the counter
+/// is atomic, the random stream sits behind a mutex that is held for a few bytes only.
+pub struct IdGenerator {
+    counter: AtomicU64,
+    last_ms: AtomicU64,
+    clock_regressions: AtomicU64,
+    largest_regression_ms: AtomicU64,
+    clock: Arc<dyn Clock>,
+    entropy: Mutex<Box<dyn Entropy>>,
+}
+
+impl std::fmt::Debug for IdGenerator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IdGenerator")
+            .field("counter", &self.counter())
+            .field("clock_regressions", &self.clock_regressions())
+            .finish_non_exhaustive()
+    }
+}
+
+impl IdGenerator {
+    pub fn new(clock: Arc<dyn Clock>, entropy: impl Entropy + 'static) -> Self {
+        Self {
+            counter: AtomicU64::new(0),
+            last_ms: AtomicU64::new(0),
+            clock_regressions: AtomicU64::new(0),
+            largest_regression_ms: AtomicU64::new(0),
+            clock,
+            entropy: Mutex::new(Box::new(entropy)),
+        }
+    }
+
+    /// The system clock and a CSPRNG seeded once from the operating system.
+    #[cfg(feature = "std")]
+    pub fn system() -> Result<Self, IdError> {
+        Ok(Self::new(
+            Arc::new(crate::clock::SystemClock),
+            crate::entropy::SeededEntropy::from_os()?,
+        ))
+    }
+
+    /// The current time as IDs see it: never earlier than a time already used. When the
+    /// clock steps back, IDs keep the last time seen (and stay unique through the
+    /// counter), and the step is counted (RFC 9562, section 6.2).
+    pub fn now_ms(&self) -> u64 {
+        let now = self.clock.now_ms();
+        let prev = self.last_ms.fetch_max(now, Ordering::Relaxed);
+        if now < prev {
+            self.clock_regressions.fetch_add(1, Ordering::Relaxed);
+            self.largest_regression_ms
+                .fetch_max(prev - now, Ordering::Relaxed);
+            prev
+        } else {
+            now
+        }
+    }
+
+    /// How many times the clock was seen going backwards.
+    pub fn clock_regressions(&self) -> u64 {
+        self.clock_regressions.load(Ordering::Relaxed)
+    }
+
+    /// The largest backwards step seen, in ms.
+    pub fn largest_clock_regression_ms(&self) -> u64 {
+        self.largest_regression_ms.load(Ordering::Relaxed)
+    }
+
+    /// The last counter value handed out.
+    pub fn counter(&self) -> u64 {
+        self.counter.load(Ordering::Relaxed)
+    }
+
+    /// Counter back to 0 (Netra's `reset_global_counter`, for test isolation).
+    pub fn reset_counter(&self) {
+        self.counter.store(0, Ordering::Relaxed);
+    }
+
+    fn next(&self) -> u64 {
+        self.counter.fetch_add(1, Ordering::Relaxed).wrapping_add(1)
+    }
+
+    fn random_bytes(&self, buf: &mut [u8]) {
+        // A poisoned lock only means another thread panicked mid-fill; the stream is
+        // still a valid stream.
+        let mut e = self.entropy.lock().unwrap_or_else(|p| p.into_inner());
+        e.fill(buf);
+    }
+
+    fn push_hex(&self, out: &mut String, chars: usize) {
+        let mut buf = [0u8; 32];
+        let bytes = chars.div_ceil(2);
+        self.random_bytes(&mut buf[..bytes]);
+        push_hex_bytes(out, &buf[..bytes], chars);
+    }
+
+    /// `thread_{op}_{n}_{h8}`, `run_{op}_{n}_{h8}`, `req_{op}_{n+1}_{h8'}`.
+    pub fn user_context_ids(&self, user_id: &str, operation: &str) -> Result<ContextIds, IdError> {
+        check_user_id(user_id)?;
+        check_label("operation", operation)?;
+        let n = self.next();
+        let mut r = [0u8; 8];
+        self.random_bytes(&mut r);
+        let mut tail = String::with_capacity(operation.len() + 32);
+        tail.push_str(operation);
+        tail.push('_');
+        push_u64(&mut tail, n);
+        tail.push('_');
+        push_hex_bytes(&mut tail, &r[..4], 8);
+        let mut thread_id = String::with_capacity(tail.len() + 7);
+        thread_id.push_str("thread_");
+        thread_id.push_str(&tail);
+        let mut run_id = String::with_capacity(tail.len() + 4);
+        run_id.push_str("run_");
+        run_id.push_str(&tail);
+        let mut request_id = String::with_capacity(tail.len() + 6);
+        request_id.push_str("req_");
+        request_id.push_str(operation);
+        request_id.push('_');
+        push_u64(&mut request_id, n.wrapping_add(1));
+        request_id.push('_');
+        push_hex_bytes(&mut request_id, &r[4..], 8);
+        Ok(ContextIds {
+            thread_id,
+            run_id,
+            request_id,
+        })
+    }
+
+    /// `{prefix}_{ms}_{n}_{random_length hex chars}`, or `{prefix}_{ms}_{n}`.
+    pub fn base_id(
+        &self,
+        prefix: &str,
+        include_random: bool,
+        random_length: usize,
+    ) -> Result<String, IdError> {
+        check_label("prefix", prefix)?;
+        if include_random {
+            check_random_length(random_length)?;
+        }
+        let ms = self.now_ms();
+        Ok(self.base_id_at(prefix, ms, include_random, random_length))
+    }
+
+    fn base_id_at(&self, prefix: &str, ms: u64, include_random: bool, random_length: usize) -> String {
+        let n = self.next();
+        let mut s = String::with_capacity(prefix.len() + 48);
+        s.push_str(prefix);
+        s.push('_');
+        push_u64(&mut s, ms);
+        s.push('_');
+        push_u64(&mut s, n);
+        if include_random {
+            s.push('_');
+            self.push_hex(&mut s, random_length);
+        }
+        s
+    }
+
+    /// `{prefix}_{h8}` (Netra's `generate_id`).
+    pub fn simple_id(&self, prefix: &str) -> Result<String, IdError> {
+        check_label("prefix", prefix)?;
+        let mut s = String::with_capacity(prefix.len() + 9);
+        s.push_str(prefix);
+        s.push('_');
+        self.push_hex(&mut s, 8);
+        Ok(s)
+    }
+
+    fn user_scoped_id(
+        &self,
+        kind: &str,
+        user_id: &str,
+        connection_timestamp_s: Option<f64>,
+    ) -> Result<String, IdError> {
+        check_user_id(user_id)?;
+        let ms = match connection_timestamp_s {
+            Some(ts) => seconds_to_ms(ts)?,
+            None => self.now_ms(),
+        };
+        let mut prefix = String::with_capacity(kind.len() + 9);
+        prefix.push_str(kind);
+        prefix.push_str(user_prefix(user_id));
+        Ok(self.base_id_at(&prefix, ms, true, 8))
+    }
+
+    /// `ws_client_{u8}_{ms}_{n}_{h8}`; `connection_timestamp_s` is Unix seconds.
+    pub fn websocket_client_id(
+        &self,
+        user_id: &str,
+        connection_timestamp_s: Option<f64>,
+    ) -> Result<String, IdError> {
+        self.user_scoped_id("ws_client_", user_id, connection_timestamp_s)
+    }
+
+    /// `ws_conn_{u8}_{ms}_{n}_{h8}`.
+    pub fn websocket_connection_id(
+        &self,
+        user_id: &str,
+        connection_timestamp_s: Option<f64>,
+    ) -> Result<String, IdError> {
+        self.user_scoped_id("ws_conn_", user_id, connection_timestamp_s)
+    }
+
+    /// Base id with prefix `session_{type}_{u8}`.
+    pub fn session_id(&self, user_id: &str, session_type: &str) -> Result<String, IdError> {
+        check_user_id(user_id)?;
+        check_label("session_type", session_type)?;
+        self.base_id(&format!("session_{session_type}_{}", user_prefix(user_id)), true, 8)
+    }
+
+    /// Base id with prefix `agent_{agent_type}_{u8}`.
+    pub fn agent_execution_id(&self, agent_type: &str, user_id: &str) -> Result<String, IdError> {
+        check_user_id(user_id)?;
+        check_label("agent_type", agent_type)?;
+        self.base_id(&format!("agent_{agent_type}_{}", user_prefix(user_id)), true, 8)
+    }
+
+    /// Base id with prefix `msg_{type}_{u8}`, plus `_{last _-part of thread_id, 8 chars}`
+    /// when a thread id is given.
+    pub fn message_id(
+        &self,
+        message_type: &str,
+        user_id: &str,
+        thread_id: Option<&str>,
+    ) -> Result<String, IdError> {
+        check_user_id(user_id)?;
+        check_label("message_type", message_type)?;
+        let mut prefix = format!("msg_{message_type}_{}", user_prefix(user_id));
+        if let Some(t) = thread_id.filter(|t| !t.is_empty()) {
+            check_text("thread_id", t)?;
+            let last = t.rsplit('_').next().unwrap_or(t);
+            prefix.push('_');
+            prefix.push_str(first_chars(last, 8));
+        }
+        self.base_id(&prefix, true, 8)
+    }
+
+    /// `count` base ids sharing one `ms`.
+    pub fn batch_ids(
+        &self,
+        prefix: &str,
+        count: usize,
+        include_random: bool,
+    ) -> Result<Vec<String>, IdError> {
+        check_label("prefix", prefix)?;
+        if count > MAX_BATCH {
+            return Err(IdError::BatchCount {
+                value: count,
+                max: MAX_BATCH,
+            });
+        }
+        let ms = self.now_ms();
+        Ok((0..count)
+            .map(|_| self.base_id_at(prefix, ms, include_random, 8))
+            .collect())
+    }
+
+    /// The older manager run format `run_{thread_id}_{ms % 100000}_{h8}`
+    /// (`UnifiedIDManager.generate_run_id`).
+    pub fn manager_run_id(&self, thread_id: &str) -> Result<String, IdError> {
+        check_text("thread_id", thread_id)?;
+        let ms = self.now_ms();
+        let mut s = String::with_capacity(thread_id.len() + 20);
+        s.push_str("run_");
+        s.push_str(thread_id);
+        s.push('_');
+        push_u64(&mut s, ms % MANAGER_RUN_MODULUS);
+        s.push('_');
+        self.push_hex(&mut s, 8);
+        Ok(s)
+    }
+
+    /// A random (version 4) UUID, hyphenated, from this generator's stream.
+    pub fn uuid_v4(&self) -> String {
+        let mut b = [0u8; 16];
+        self.random_bytes(&mut b);
+        uuid::Builder::from_random_bytes(b)
+            .into_uuid()
+            .hyphenated()
+            .to_string()
+    }
+}
+
+/// Parses a base id from the right. When an id reads both with and without a random
+/// part (`id_42_1700000000000_5`), the reading whose timestamp has 13 digits (years
+/// 2001 to 2286 in ms) wins; otherwise the reading with a random part.
+pub fn parse_id(id: &str) -> Result<IdComponents, IdError> {
+    let unparsable = || IdError::Unparsable {
+        value: id.to_owned(),
+        expected: "{prefix}_{ms}_{counter}[_{hex}]",
+    };
+    if id.len() > MAX_ID_LEN {
+        return Err(unparsable());
+    }
+    let with_random = read_with_random(id);
+    let without_random = read_without_random(id);
+    let chosen = match (with_random, without_random) {
+        (Some(a), Some(b)) => {
+            if !plausible_ms(a.1) && plausible_ms(b.1) {
+                b
+            } else {
+                a
+            }
+        }
+        (Some(a), None) => a,
+        (None, Some(b)) => b,
+        (None, None) => return Err(unparsable()),
+    };
+    let (prefix, timestamp_ms, counter, random) = chosen;
+    Ok(IdComponents {
+        prefix: prefix.to_owned(),
+        timestamp_ms,
+        counter,
+        random: random.to_owned(),
+        full_id: id.to_owned(),
+    })
+}
+
+type Reading<'a> = (&'a str, u64, u64, &'a str);
+
+fn read_with_random(id: &str) -> Option<Reading<'_>> {
+    let mut it = id.rsplitn(4, '_');
+    let random = it.next()?;
+    let counter = parse_digits(it.next()?)?;
+    let ts = parse_digits(it.next()?)?;
+    let prefix = it.next()?;
+    (!prefix.is_empty() && is_lower_hex(random) && !random.is_empty())
+        .then_some((prefix, ts, counter, random))
+}
+
+fn read_without_random(id: &str) -> Option<Reading<'_>> {
+    let mut it = id.rsplitn(3, '_');
+    let counter = parse_digits(it.next()?)?;
+    let ts = parse_digits(it.next()?)?;
+    let prefix = it.next()?;
+    (!prefix.is_empty()).then_some((prefix, ts, counter, ""))
+}
+
+fn plausible_ms(ms: u64) -> bool {
+    (1_000_000_000_000..10_000_000_000_000).contains(&ms)
+}
+
+/// Parses, has a prefix starting with `expected_prefix`, and a timestamp at most a year
+/// old and at most an hour ahead of `now_ms`.
+pub fn is_valid_id(id: &str, expected_prefix: Option<&str>, now_ms: u64) -> bool {
+    let Ok(c) = parse_id(id) else { return false };
+    if let Some(p) = expected_prefix {
+        if !c.prefix.starts_with(p) {
+            return false;
+        }
+    }
+    c.timestamp_ms.saturating_add(MAX_ID_AGE_MS) >= now_ms
+        && c.timestamp_ms <= now_ms.saturating_add(MAX_ID_FUTURE_MS)
+}
+
+/// Age of an id in ms at `now_ms` (negative when it is from the future).
+pub fn id_age_ms(id: &str, now_ms: u64) -> Result<i64, IdError> {
+    let c = parse_id(id)?;
+    Ok(now_ms as i128 as i64 - c.timestamp_ms.min(i64::MAX as u64) as i64)
+}
+
+/// Parses a generator context id `thread_/run_/req_{op}_{n}_{h8}`.
+pub fn parse_context_id(id: &str) -> Result<ContextIdParts, IdError> {
+    let err = || IdError::Unparsable {
+        value: id.to_owned(),
+        expected: "thread_|run_|req_ + {operation}_{counter}_{8 hex}",
+    };
+    let (kind, rest) = if let Some(r) = id.strip_prefix("thread_") {
+        (ContextIdKind::Thread, r)
+    } else if let Some(r) = id.strip_prefix("run_") {
+        (ContextIdKind::Run, r)
+    } else if let Some(r) = id.strip_prefix("req_") {
+        (ContextIdKind::Request, r)
+    } else {
+        return Err(err());
+    };
+    if id.len() > MAX_ID_LEN {
+        return Err(err());
+    }
+    let (operation, counter, random) = split_counter_h8(rest, |_| true).ok_or_else(err)?;
+    Ok(ContextIdParts {
+        kind,
+        operation: operation.to_owned(),
+        counter,
+        random: random.to_owned(),
+    })
+}
+
+/// Splits `{head}_{digits}_{8 lowercase hex}`; `digits_ok` sees the digits as text.
+fn split_counter_h8(s: &str, digits_ok: impl Fn(&str) -> bool) -> Option<(&str, u64, &str)> {
+    let mut it = s.rsplitn(3, '_');
+    let h8 = it.next()?;
+    let digits = it.next()?;
+    let head = it.next()?;
+    if head.is_empty() || h8.len() != 8 || !is_lower_hex(h8) || !digits_ok(digits) {
+        return None;
+    }
+    Some((head, parse_digits(digits)?, h8))
+}
+
+fn manager_run_digits(d: &str) -> bool {
+    // `str(ms % 100000)`: 1 to 5 digits, no leading zero unless it is "0".
+    (1..=5).contains(&d.len()) && (d == "0" || !d.starts_with('0'))
+}
+
+/// Every reading of a run id, the generator reading first.
+pub fn run_readings(run_id: &str) -> Vec<RunReading> {
+    let mut out = Vec::with_capacity(2);
+    let Some(rest) = run_id.strip_prefix("run_") else {
+        return out;
+    };
+    if run_id.len() > MAX_ID_LEN {
+        return out;
+    }
+    if let Some((_, _, _)) = split_counter_h8(rest, |_| true) {
+        out.push(RunReading {
+            thread_id: format!("thread_{rest}"),
+            format: RunFormat::Generator,
+        });
+    }
+    if let Some((thread, _, _)) = split_counter_h8(rest, manager_run_digits) {
+        out.push(RunReading {
+            thread_id: thread.to_owned(),
+            format: RunFormat::Manager,
+        });
+    }
+    out
+}
+
+/// The thread a run id belongs to, reading it as a generator run id first
+/// (Netra's `extract_thread_id`, fixed).
+pub fn thread_id_for_run(run_id: &str) -> Option<String> {
+    run_readings(run_id).into_iter().next().map(|r| r.thread_id)
+}
+
+/// Whether `run_id` belongs to `thread_id` under either run format. Exact: the thread id
+/// must be one of the run id's readings, whole.
+pub fn are_correlated(thread_id: &str, run_id: &str) -> bool {
+    correlation(thread_id, run_id).is_some()
+}
+
+/// Under which format `run_id` belongs to `thread_id`, if it does.
+pub fn correlation(thread_id: &str, run_id: &str) -> Option<RunFormat> {
+    let rest = run_id.strip_prefix("run_")?;
+    if thread_id.is_empty() || run_id.len() > MAX_ID_LEN {
+        return None;
+    }
+    if thread_id.strip_prefix("thread_") == Some(rest) && split_counter_h8(rest, |_| true).is_some()
+    {
+        return Some(RunFormat::Generator);
+    }
+    let tail = rest.strip_prefix(thread_id)?.strip_prefix('_')?;
+    let (d, h8) = tail.split_once('_')?;
+    (manager_run_digits(d) && d.bytes().all(|b| b.is_ascii_digit()) && h8.len() == 8 && is_lower_hex(h8))
+        .then_some(RunFormat::Manager)
+}
+
+// ---- small shared helpers -------------------------------------------------------
+
+const HEX: &[u8; 16] = b"0123456789abcdef";
+
+fn push_hex_bytes(out: &mut String, bytes: &[u8], chars: usize) {
+    for (i, b) in bytes.iter().enumerate() {
+        out.push(HEX[(b >> 4) as usize] as char);
+        if 2 * i + 1 < chars {
+            out.push(HEX[(b & 15) as usize] as char);
+        }
+    }
+}
+
+fn push_u64(out: &mut String, v: u64) {
+    let _ = write!(out, "{v}");
+}
+
+fn is_lower_hex(s: &str) -> bool {
+    s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
+fn parse_digits(s: &str) -> Option<u64> {
+    if s.is_empty() || s.len() > 20 || !s.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    s.parse().ok()
+}
+
+/// The first `n` characters (not bytes) of `s`.
+pub(crate) fn first_chars(s: &str, n: usize) -> &str {
+    match s.char_indices().nth(n) {
+        Some((i, _)) => &s[..i],
+        None => s,
+    }
+}
+
+/// `u8` of the contract: the first 8 characters of the user id.
+fn user_prefix(user_id: &str) -> &str {
+    first_chars(user_id, 8)
+}
+
+fn seconds_to_ms(ts: f64) -> Result<u64, IdError> {
+    if !ts.is_finite() || !(0.0..=253_402_300_799.0).contains(&ts) {
+        return Err(IdError::Timestamp { value: ts.to_string() });
+    }
+    Ok((ts * 1000.0) as u64)
+}
+
+fn check_random_length(n: usize) -> Result<(), IdError> {
+    if (1..=64).contains(&n) {
+        Ok(())
+    } else {
+        Err(IdError::RandomLength { value: n })
+    }
+}
+
+/// Labels (operations, prefixes, types) are code-chosen names: ASCII letters, digits,
+/// `_`, `-` and `.`, so they can never hide a separator or a control character.
+pub(crate) fn check_label(what: &'static str, value: &str) -> Result<(), IdError> {
+    let ok = !value.is_empty()
+        && value.len() <= MAX_LABEL_LEN
+        && value
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'));
+    if ok {
+        Ok(())
+    } else {
+        Err(IdError::InvalidPart {
+            what,
+            value: value.to_owned(),
+            expected: "1 to 128 ASCII letters, digits, '_', '-' or '.'",
+        })
+    }
+}
+
+/// Free text ids (thread ids from elsewhere): non-empty, no control characters, bounded.
+pub(crate) fn check_text(what: &'static str, value: &str) -> Result<(), IdError> {
+    let ok = !value.trim().is_empty()
+        && value.len() <= MAX_ID_LEN
+        && !value.chars().any(char::is_control);
+    if ok {
+        Ok(())
+    } else {
+        Err(IdError::InvalidPart {
+            what,
+            value: value.to_owned(),
+            expected: "1 to 1024 bytes of printable text",
+        })
+    }
+}
+
+fn check_user_id(user_id: &str) -> Result<(), IdError> {
+    check_text("user_id", user_id)?;
+    if user_id.contains(':') {
+        return Err(IdError::InvalidPart {
+            what: "user_id",
+            value: user_id.to_owned(),
+            expected: "no ':' (it separates user and thread in isolation keys)",
+        });
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::ManualClock;
+    use crate::entropy::SeededEntropy;
+
+    const T0: u64 = 1_764_000_000_000;
+
+    fn generator() -> (IdGenerator, Arc<ManualClock>) {
+        let clock = Arc::new(ManualClock::new(T0));
+        (
+            IdGenerator::new(clock.clone(), SeededEntropy::from_seed(1)),
+            clock,
+        )
+    }
+
+    fn is_h8(s: &str) -> bool {
+        s.len() == 8 && is_lower_hex(s)
+    }
+
+    #[test]
+    fn user_context_ids_share_counter_and_random() {
+        let (g, _) = generator();
+        let ids = g.user_context_ids("user123", "websocket_factory").unwrap();
+        let t = parse_context_id(&ids.thread_id).unwrap();
+        let r = parse_context_id(&ids.run_id).unwrap();
+        let q = parse_context_id(&ids.request_id).unwrap();
+        assert_eq!(t.operation, "websocket_factory");
+        assert_eq!((t.counter, r.counter, q.counter), (1, 1, 2));
+        assert_eq!(t.random, r.random);
+        assert!(is_h8(&t.random) && is_h8(&q.random));
+        assert_eq!(&ids.thread_id["thread_".len()..], &ids.run_id["run_".len()..]);
+        assert!(ids.thread_id.starts_with("thread_websocket_factory_1_"));
+        assert!(ids.request_id.starts_with("req_websocket_factory_2_"));
+        // One counter step per call.
+        let again = g.user_context_ids("user123", "websocket_factory").unwrap();
+        assert!(again.thread_id.starts_with("thread_websocket_factory_2_"));
+    }
+
+    #[test]
+    fn base_id_formats() {
+        let (g, _) = generator();
+        let a = g.base_id("req", true, 8).unwrap();
+        assert!(a.starts_with(&format!("req_{T0}_1_")), "{a}");
+        assert_eq!(a.len(), format!("req_{T0}_1_").len() + 8);
+        assert_eq!(g.base_id("req", false, 8).unwrap(), format!("req_{T0}_2"));
+        assert_eq!(g.base_id("x", true, 5).unwrap().rsplit('_').next().unwrap().len(), 5);
+        assert!(matches!(g.base_id("x", true, 0), Err(IdError::RandomLength { value: 0 })));
+        assert!(g.base_id("", true, 8).is_err());
+        assert!(g.base_id("a b", true, 8).is_err());
+    }
+
+    #[test]
+    fn user_scoped_formats() {
+        let (g, _) = generator();
+        let c = g.websocket_client_id("user-1234567890", None).unwrap();
+        assert!(c.starts_with(&format!("ws_client_user-123_{T0}_1_")), "{c}");
+        let c = g.websocket_connection_id("bob", Some(1_700_000_000.5)).unwrap();
+        assert!(c.starts_with("ws_conn_bob_1700000000500_2_"), "{c}");
+        let s = g.session_id("alice_long_name", "web").unwrap();
+        assert!(s.starts_with(&format!("session_web_alice_lo_{T0}_3_")), "{s}");
+        let a = g.agent_execution_id("triage", "bob").unwrap();
+        assert!(a.starts_with(&format!("agent_triage_bob_{T0}_4_")), "{a}");
+        let m = g.message_id("chat", "bob", None).unwrap();
+        assert!(m.starts_with(&format!("msg_chat_bob_{T0}_5_")), "{m}");
+        let m = g
+            .message_id("chat", "bob", Some("thread_ws_7_abcdef1234"))
+            .unwrap();
+        assert!(m.starts_with(&format!("msg_chat_bob_abcdef12_{T0}_6_")), "{m}");
+        assert_eq!(parse_id(&m).unwrap().prefix, "msg_chat_bob_abcdef12");
+        let simple = g.simple_id("conn").unwrap();
+        assert!(simple.starts_with("conn_") && is_h8(&simple[5..]));
+        assert!(g.websocket_client_id("a:b", None).is_err());
+        assert!(g.websocket_client_id("bob", Some(f64::NAN)).is_err());
+        assert!(g.websocket_client_id("bob", Some(-1.0)).is_err());
+    }
+
+    #[test]
+    fn batch_shares_one_ms() {
+        let (g, clock) = generator();
+        let ids = g.batch_ids("evt", 3, false).unwrap();
+        assert_eq!(ids, vec![format!("evt_{T0}_1"), format!("evt_{T0}_2"), format!("evt_{T0}_3")]);
+        clock.advance(5);
+        assert_eq!(g.batch_ids("evt", 0, true).unwrap().len(), 0);
+        assert!(g.batch_ids("evt", MAX_BATCH + 1, true).is_err());
+    }
+
+    #[test]
+    fn parse_reads_from_the_right() {
+        let c = parse_id("session_web_user1234_1700000000000_42_deadbeef").unwrap();
+        assert_eq!(c.prefix, "session_web_user1234");
+        assert_eq!((c.timestamp_ms, c.counter), (1_700_000_000_000, 42));
+        assert_eq!(c.random, "deadbeef");
+        let c = parse_id("req_1700000000000_7").unwrap();
+        assert_eq!((c.prefix.as_str(), c.counter, c.random.as_str()), ("req", 7, ""));
+        // Both readings parse; the one with a 13-digit timestamp wins.
+        let c = parse_id("id_42_1700000000000_5").unwrap();
+        assert_eq!((c.prefix.as_str(), c.timestamp_ms, c.counter), ("id_42", 1_700_000_000_000, 5));
+        for bad in ["", "_", "a_b", "x_1_2_XYZ", "_1_2", "x_-1_2", "x_99999999999999999999999_1"] {
+            assert!(parse_id(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn validity_window() {
+        let id = format!("req_{T0}_1_abcdef12");
+        assert!(is_valid_id(&id, None, T0));
+        assert!(is_valid_id(&id, Some("re"), T0));
+        assert!(!is_valid_id(&id, Some("msg"), T0));
+        assert!(is_valid_id(&id, None, T0 + MAX_ID_AGE_MS));
+        assert!(!is_valid_id(&id, None, T0 + MAX_ID_AGE_MS + 1));
+        assert!(is_valid_id(&id, None, T0 - MAX_ID_FUTURE_MS));
+        assert!(!is_valid_id(&id, None, T0 - MAX_ID_FUTURE_MS - 1));
+        assert_eq!(id_age_ms(&id, T0 + 250).unwrap(), 250);
+        assert_eq!(id_age_ms(&id, T0 - 250).unwrap(), -250);
+        assert!(id_age_ms("nope", T0).is_err());
+    }
+
+    #[test]
+    fn run_readings_of_the_contract_example() {
+        let r = run_readings("run_thread_consistency_test_5_abcd1234");
+        assert_eq!(
+            r,
+            vec![
+                RunReading {
+                    thread_id: "thread_thread_consistency_test_5_abcd1234".into(),
+                    format: RunFormat::Generator
+                },
+                RunReading {
+                    thread_id: "thread_consistency_test".into(),
+                    format: RunFormat::Manager
+                },
+            ]
+        );
+        assert_eq!(
+            thread_id_for_run("run_thread_consistency_test_5_abcd1234").unwrap(),
+            "thread_thread_consistency_test_5_abcd1234"
+        );
+        assert!(are_correlated("thread_consistency_test", "run_thread_consistency_test_5_abcd1234"));
+        assert!(are_correlated(
+            "thread_thread_consistency_test_5_abcd1234",
+            "run_thread_consistency_test_5_abcd1234"
+        ));
+        // A prefix of the thread is not the thread.
+        assert!(!are_correlated("thread_consistency", "run_thread_consistency_test_5_abcd1234"));
+        assert!(!are_correlated("thread_consistency_test_5", "run_thread_consistency_test_5_abcd1234"));
+    }
+
+    #[test]
+    fn generator_and_manager_runs_correlate_with_their_threads() {
+        let (g, clock) = generator();
+        let ids = g.user_context_ids("u1", "websocket_factory").unwrap();
+        assert_eq!(correlation(&ids.thread_id, &ids.run_id), Some(RunFormat::Generator));
+        assert_eq!(thread_id_for_run(&ids.run_id).unwrap(), ids.thread_id);
+        let other = g.user_context_ids("u1", "websocket_factory").unwrap();
+        assert!(!are_correlated(&ids.thread_id, &other.run_id));
+        clock.set(1_700_000_012_345);
+        let mr = g.manager_run_id("different-thread-abcd1234").unwrap();
+        assert!(mr.starts_with("run_different-thread-abcd1234_12345_"), "{mr}");
+        assert_eq!(correlation("different-thread-abcd1234", &mr), Some(RunFormat::Manager));
+        // Read alone, the generator reading comes first; the manager one is still there.
+        let readings = run_readings(&mr);
+        assert_eq!(readings[0].format, RunFormat::Generator);
+        assert_eq!(readings[1].thread_id, "different-thread-abcd1234");
+        let mr2 = g.manager_run_id(&ids.thread_id).unwrap();
+        assert!(are_correlated(&ids.thread_id, &mr2));
+        assert!(run_readings(&mr2).iter().any(|r| r.thread_id == ids.thread_id));
+        // ms % 100000 == 0 prints "0".
+        clock.set(1_700_000_000_000);
+        let z = g.manager_run_id("t").unwrap();
+        assert!(z.starts_with("run_t_0_"), "{z}");
+        assert!(are_correlated("t", &z));
+        assert!(!are_correlated("t", "run_t_00_abcdef12"));
+        assert!(!are_correlated("t", "run_t_123456_abcdef12"));
+    }
+
+    #[test]
+    fn clock_regression_keeps_ids_unique_and_is_counted() {
+        let (g, clock) = generator();
+        let a = g.base_id("x", false, 8).unwrap();
+        clock.advance(-5_000);
+        let b = g.base_id("x", false, 8).unwrap();
+        assert_ne!(a, b);
+        assert_eq!(parse_id(&b).unwrap().timestamp_ms, T0);
+        assert_eq!(g.clock_regressions(), 1);
+        assert_eq!(g.largest_clock_regression_ms(), 5_000);
+    }
+
+    #[test]
+    fn uuid_is_v4() {
+        let (g, _) = generator();
+        let u = g.uuid_v4();
+        assert_eq!(u.len(), 36);
+        assert_eq!(&u[14..15], "4");
+        assert_ne!(u, g.uuid_v4());
+    }
+
+    #[test]
+    fn reset_counter() {
+        let (g, _) = generator();
+        g.base_id("x", false, 8).unwrap();
+        g.reset_counter();
+        assert_eq!(g.base_id("x", false, 8).unwrap(), format!("x_{T0}_1"));
+    }
+}

@@ -1,0 +1,1283 @@
+//! The consistency tracker: snapshots of the four places a thread id lives (user
+//! context, manager context, isolation key, cleanup lookup), violations, analysis, the
+//! seed's report text, and a versioned JSON report.
+//!
+//! Every aggregate is kept up to date as snapshots arrive, so `analyze` costs the size
+//! of its answer, not of the history, and a bounded tracker (last N snapshots) still
+//! reports exact counts.
+
+use std::borrow::Cow;
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::fmt::Write as _;
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+
+use crate::context::{Metadata, UserContext};
+use crate::error::ReportError;
+use crate::key::IsolationKey;
+use crate::registry::{EventKind, Manager, RegistryEvent};
+
+/// The report JSON schema this version writes and reads.
+pub const SCHEMA: &str = "threadline.report/1";
+/// Violation type of a snapshot whose thread ids disagree.
+pub const MISMATCH: &str = "thread_id_mismatch";
+/// Violation type of an isolation key that does not parse.
+pub const UNPARSABLE_KEY: &str = "isolation_key_unparsable";
+/// Violation type of a refused manager create seen through registry events.
+pub const LIMIT_EXCEEDED: &str = "manager_limit_exceeded";
+/// Operation name of [`Tracker::simulate_cleanup_lookup`] snapshots.
+pub const CLEANUP_LOOKUP_OPERATION: &str = "cleanup_lookup";
+/// Longest operation or violation type, in bytes.
+pub const MAX_NAME_LEN: usize = 256;
+
+/// Limits on report JSON read from outside.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReportLimits {
+    pub max_bytes: usize,
+    pub max_depth: usize,
+}
+
+impl Default for ReportLimits {
+    fn default() -> Self {
+        Self {
+            max_bytes: 256 * 1024 * 1024,
+            max_depth: 64,
+        }
+    }
+}
+
+/// What to record: borrowed, so taking a snapshot copies only what it keeps.
+#[derive(Debug, Clone, Default)]
+pub struct SnapshotInput<'a> {
+    pub operation: &'a str,
+    pub user_id: Option<&'a str>,
+    pub user_context_thread_id: Option<&'a str>,
+    pub websocket_client_id: Option<&'a str>,
+    pub manager_thread_id: Option<&'a str>,
+    pub manager_instance_id: Option<u64>,
+    pub isolation_key: Option<&'a str>,
+    pub cleanup_lookup_thread_id: Option<&'a str>,
+    pub metadata: Option<Metadata>,
+}
+
+impl<'a> SnapshotInput<'a> {
+    pub fn new(operation: &'a str) -> Self {
+        Self {
+            operation,
+            ..Self::default()
+        }
+    }
+
+    /// Thread id, user and client id of a user context.
+    pub fn context(mut self, c: &'a UserContext) -> Self {
+        self.user_context_thread_id = Some(c.thread_id());
+        self.user_id = Some(c.user_id());
+        self.websocket_client_id = c.websocket_client_id();
+        self
+    }
+
+    /// Thread id and handle of a registered manager (and its user, if none is set yet).
+    pub fn manager(mut self, m: &'a Manager) -> Self {
+        self.manager_thread_id = Some(m.thread_id());
+        self.manager_instance_id = Some(m.id().0);
+        self.user_id = self.user_id.or(Some(m.user_id()));
+        self
+    }
+
+    pub fn isolation_key(mut self, key: &'a str) -> Self {
+        self.isolation_key = Some(key);
+        self
+    }
+
+    pub fn cleanup_lookup(mut self, thread_id: &'a str) -> Self {
+        self.cleanup_lookup_thread_id = Some(thread_id);
+        self
+    }
+
+    pub fn metadata(mut self, m: Metadata) -> Self {
+        self.metadata = Some(m);
+        self
+    }
+}
+
+/// One recorded moment (the seed's `ThreadIdSnapshot`).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Snapshot {
+    /// Position in the whole history (kept when older snapshots are dropped).
+    pub index: u64,
+    pub timestamp_ms: u64,
+    pub operation: Arc<str>,
+    pub thread_id_user_context: Option<Arc<str>>,
+    pub thread_id_manager_context: Option<Arc<str>>,
+    pub thread_id_isolation_key: Option<Arc<str>>,
+    pub thread_id_cleanup_lookup: Option<Arc<str>>,
+    pub manager_instance_id: Option<u64>,
+    pub isolation_key: Option<Arc<str>>,
+    pub user_id: Option<Arc<str>>,
+    pub websocket_client_id: Option<Arc<str>>,
+    /// Derived from the four thread ids; written for readers, recomputed on load.
+    pub mismatch: bool,
+    #[serde(serialize_with = "ser_metadata")]
+    pub metadata: Option<Box<Metadata>>,
+}
+
+fn ser_metadata<S: serde::Serializer>(m: &Option<Box<Metadata>>, s: S) -> Result<S::Ok, S::Error> {
+    match m {
+        Some(m) => m.serialize(s),
+        None => Metadata::new().serialize(s),
+    }
+}
+
+impl Snapshot {
+    /// The four thread ids, labelled as in the report, in report order.
+    pub fn thread_ids(&self) -> [(&'static str, Option<&str>); 4] {
+        [
+            ("user_context", self.thread_id_user_context.as_deref()),
+            ("manager_context", self.thread_id_manager_context.as_deref()),
+            ("isolation_key", self.thread_id_isolation_key.as_deref()),
+            ("cleanup_lookup", self.thread_id_cleanup_lookup.as_deref()),
+        ]
+    }
+
+    /// True when two of the non-empty thread ids differ.
+    pub fn has_mismatch(&self) -> bool {
+        let mut first: Option<&str> = None;
+        for (_, t) in self.thread_ids() {
+            if let Some(t) = t.filter(|t| !t.is_empty()) {
+                match first {
+                    None => first = Some(t),
+                    Some(f) if f != t => return true,
+                    _ => {}
+                }
+            }
+        }
+        false
+    }
+
+    pub fn summary(&self) -> ThreadIdSummary {
+        let f = |t: &Option<Arc<str>>| t.as_deref().map(str::to_owned);
+        ThreadIdSummary {
+            user_context: f(&self.thread_id_user_context),
+            manager_context: f(&self.thread_id_manager_context),
+            isolation_key: f(&self.thread_id_isolation_key),
+            cleanup_lookup: f(&self.thread_id_cleanup_lookup),
+        }
+    }
+}
+
+/// The four thread ids of a snapshot, as a violation records them.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ThreadIdSummary {
+    pub user_context: Option<String>,
+    pub manager_context: Option<String>,
+    pub isolation_key: Option<String>,
+    pub cleanup_lookup: Option<String>,
+}
+
+impl ThreadIdSummary {
+    fn entries(&self) -> [(&'static str, Option<&str>); 4] {
+        [
+            ("user_context", self.user_context.as_deref()),
+            ("manager_context", self.manager_context.as_deref()),
+            ("isolation_key", self.isolation_key.as_deref()),
+            ("cleanup_lookup", self.cleanup_lookup.as_deref()),
+        ]
+    }
+}
+
+/// Something wrong that was seen.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Violation {
+    pub index: u64,
+    pub timestamp_ms: u64,
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub severity: String,
+    pub operation: Option<String>,
+    pub snapshot_index: Option<u64>,
+    pub thread_id_summary: Option<ThreadIdSummary>,
+    #[serde(default)]
+    pub details: Metadata,
+}
+
+/// Exact aggregates over the whole history.
+#[derive(Debug, Clone, Default)]
+struct Totals {
+    snapshots: u64,
+    inconsistent: u64,
+    violations: u64,
+    thread_ids: Vec<Arc<str>>,
+    thread_id_set: HashSet<Arc<str>>,
+    users: Vec<Arc<str>>,
+    user_threads: HashMap<Arc<str>, Vec<Arc<str>>>,
+    user_thread_set: HashSet<(Arc<str>, Arc<str>)>,
+    operation_violations: Vec<(Arc<str>, u64)>,
+    operation_index: HashMap<Arc<str>, usize>,
+    first_divergence: Option<u64>,
+    last_consistent_before_divergence: Option<u64>,
+    last_consistent: Option<u64>,
+    managers_created: u64,
+    managers_cleaned_up: u64,
+}
+
+/// What a cleanup lookup is compared with: the latest manager snapshot.
+#[derive(Debug, Clone)]
+struct LookupBase {
+    manager_thread: Option<Arc<str>>,
+    key_thread: Option<Arc<str>>,
+    key: Option<Arc<str>>,
+    manager_instance_id: Option<u64>,
+    user_id: Option<Arc<str>>,
+    websocket_client_id: Option<Arc<str>>,
+}
+
+/// The result of `analyze` (the suite's `analyze_consistency`, plus more).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Analysis {
+    pub total_snapshots: u64,
+    pub retained_snapshots: u64,
+    pub total_violations: u64,
+    pub unique_thread_ids_found: u64,
+    /// In first-seen order.
+    pub thread_ids: Vec<String>,
+    pub inconsistent_snapshots: u64,
+    /// Violations per operation, in first-seen order.
+    #[serde(with = "ordered_map")]
+    pub operation_violations: Vec<(String, u64)>,
+    /// Consistent snapshots / all snapshots x 100 (100 with no snapshots).
+    pub consistency_score: f64,
+    /// Seconds from the tracker's start to the analysis.
+    pub analysis_duration: f64,
+    /// Thread ids seen with each user, users and threads in first-seen order.
+    #[serde(with = "ordered_map")]
+    pub thread_ids_by_user: Vec<(String, Vec<String>)>,
+    pub users_with_multiple_thread_ids: Vec<String>,
+    pub first_divergence: Option<u64>,
+    pub last_consistent_before_divergence: Option<u64>,
+    pub managers_created: u64,
+    pub managers_cleaned_up: u64,
+    /// Created minus cleaned up, from observed registry events.
+    pub leaked_managers: u64,
+}
+
+mod ordered_map {
+    use serde::de::{Deserialize, Deserializer, MapAccess, Visitor};
+    use serde::ser::{SerializeMap, Serializer};
+
+    pub fn serialize<S: Serializer, V: serde::Serialize>(v: &[(String, V)], s: S) -> Result<S::Ok, S::Error> {
+        let mut m = s.serialize_map(Some(v.len()))?;
+        for (k, x) in v {
+            m.serialize_entry(k, x)?;
+        }
+        m.end()
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>, V: Deserialize<'de>>(d: D) -> Result<Vec<(String, V)>, D::Error> {
+        struct Ordered<V>(std::marker::PhantomData<V>);
+        impl<'de, V: Deserialize<'de>> Visitor<'de> for Ordered<V> {
+            type Value = Vec<(String, V)>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("an object")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut a: A) -> Result<Self::Value, A::Error> {
+                let mut out = Vec::new();
+                while let Some((k, v)) = a.next_entry()? {
+                    out.push((k, v));
+                }
+                Ok(out)
+            }
+        }
+        d.deserialize_map(Ordered(std::marker::PhantomData))
+    }
+}
+
+/// Snapshot and violation indexes of one `take_snapshot`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SnapshotOutcome {
+    pub index: u64,
+    pub mismatch: bool,
+    /// Indexes of the violations this snapshot recorded.
+    pub violations: Vec<u64>,
+}
+
+/// The tracker (the suite's `ThreadIDConsistencyTracker`).
+#[derive(Debug, Clone)]
+pub struct Tracker {
+    started_ms: u64,
+    capacity: Option<usize>,
+    snapshots: VecDeque<Snapshot>,
+    violations: VecDeque<Violation>,
+    totals: Totals,
+    interned: HashSet<Arc<str>>,
+    last_manager: Option<LookupBase>,
+    last_manager_by_user: HashMap<Arc<str>, LookupBase>,
+    /// Set on a report loaded from JSON: its generation time, used for durations until
+    /// the tracker records something new.
+    frozen_at_ms: Option<u64>,
+}
+
+impl Tracker {
+    /// A tracker that keeps every snapshot.
+    pub fn new(started_ms: u64) -> Self {
+        Self {
+            started_ms,
+            capacity: None,
+            snapshots: VecDeque::new(),
+            violations: VecDeque::new(),
+            totals: Totals::default(),
+            interned: HashSet::new(),
+            last_manager: None,
+            last_manager_by_user: HashMap::new(),
+            frozen_at_ms: None,
+        }
+    }
+
+    /// A tracker that keeps the last `capacity` snapshots and violations; every count
+    /// stays exact. For production monitoring.
+    pub fn bounded(started_ms: u64, capacity: usize) -> Result<Self, ReportError> {
+        if capacity == 0 {
+            return Err(ReportError::Capacity { value: 0 });
+        }
+        Ok(Self {
+            capacity: Some(capacity),
+            ..Self::new(started_ms)
+        })
+    }
+
+    pub fn started_ms(&self) -> u64 {
+        self.started_ms
+    }
+
+    pub fn capacity(&self) -> Option<usize> {
+        self.capacity
+    }
+
+    /// Retained snapshots, oldest first.
+    pub fn snapshots(&self) -> &VecDeque<Snapshot> {
+        &self.snapshots
+    }
+
+    /// Retained violations, oldest first.
+    pub fn violations(&self) -> &VecDeque<Violation> {
+        &self.violations
+    }
+
+    /// The retained snapshot with this history index.
+    pub fn snapshot(&self, index: u64) -> Option<&Snapshot> {
+        let first = self.snapshots.front()?.index;
+        self.snapshots.get(index.checked_sub(first)? as usize)
+    }
+
+    pub fn total_snapshots(&self) -> u64 {
+        self.totals.snapshots
+    }
+
+    pub fn total_violations(&self) -> u64 {
+        self.totals.violations
+    }
+
+    fn intern(&mut self, s: &str) -> Arc<str> {
+        if let Some(a) = self.interned.get(s) {
+            return a.clone();
+        }
+        let a: Arc<str> = s.into();
+        self.interned.insert(a.clone());
+        a
+    }
+
+    fn intern_opt(&mut self, s: Option<&str>) -> Option<Arc<str>> {
+        s.map(|s| self.intern(s))
+    }
+
+    /// Records one snapshot. The thread id of an isolation key comes from the key
+    /// parser, whole; a key that does not parse is kept whole and recorded as a WARNING
+    /// violation. Disagreeing thread ids record a CRITICAL `thread_id_mismatch`.
+    pub fn take_snapshot(&mut self, input: SnapshotInput<'_>, now_ms: u64) -> Result<SnapshotOutcome, ReportError> {
+        check_name("operation", input.operation)?;
+        self.frozen_at_ms = None;
+        let index = self.totals.snapshots;
+        let mut violations = Vec::new();
+        let (key_thread, key_problem) = match input.isolation_key {
+            None => (None, None),
+            Some(k) => match IsolationKey::parse(k) {
+                Ok(parsed) => (Some(self.intern(parsed.thread_id())), None),
+                Err(e) => (Some(self.intern(k)), Some(e.to_string())),
+            },
+        };
+        let snap = Snapshot {
+            index,
+            timestamp_ms: now_ms,
+            operation: self.intern(input.operation),
+            thread_id_user_context: self.intern_opt(input.user_context_thread_id),
+            thread_id_manager_context: self.intern_opt(input.manager_thread_id),
+            thread_id_isolation_key: key_thread,
+            thread_id_cleanup_lookup: self.intern_opt(input.cleanup_lookup_thread_id),
+            manager_instance_id: input.manager_instance_id,
+            isolation_key: input.isolation_key.map(Arc::from),
+            user_id: self.intern_opt(input.user_id),
+            websocket_client_id: input.websocket_client_id.map(Arc::from),
+            mismatch: false,
+            metadata: input.metadata.filter(|m| !m.is_empty()).map(Box::new),
+        };
+        let mut snap = snap;
+        snap.mismatch = snap.has_mismatch();
+        if let Some(problem) = key_problem {
+            let mut details = Metadata::new();
+            details.insert("isolation_key".into(), input.isolation_key.unwrap_or_default().into());
+            details.insert("error".into(), problem.into());
+            violations.push(self.push_violation(Violation {
+                index: 0,
+                timestamp_ms: now_ms,
+                kind: UNPARSABLE_KEY.into(),
+                severity: "WARNING".into(),
+                operation: Some(input.operation.to_owned()),
+                snapshot_index: Some(index),
+                thread_id_summary: Some(snap.summary()),
+                details,
+            }));
+        }
+        if snap.mismatch {
+            violations.push(self.push_violation(Violation {
+                index: 0,
+                timestamp_ms: now_ms,
+                kind: MISMATCH.into(),
+                severity: "CRITICAL".into(),
+                operation: Some(input.operation.to_owned()),
+                snapshot_index: Some(index),
+                thread_id_summary: Some(snap.summary()),
+                details: Metadata::new(),
+            }));
+        }
+        let mismatch = snap.mismatch;
+        self.push_snapshot(snap);
+        Ok(SnapshotOutcome {
+            index,
+            mismatch,
+            violations,
+        })
+    }
+
+    /// Updates aggregates and keeps the snapshot (dropping the oldest when bounded).
+    fn push_snapshot(&mut self, snap: Snapshot) {
+        let t = &mut self.totals;
+        t.snapshots = t.snapshots.max(snap.index + 1);
+        if snap.mismatch {
+            t.inconsistent += 1;
+            if t.first_divergence.is_none() {
+                t.first_divergence = Some(snap.index);
+                t.last_consistent_before_divergence = t.last_consistent;
+            }
+        } else {
+            t.last_consistent = Some(snap.index);
+        }
+        let ids = [
+            &snap.thread_id_user_context,
+            &snap.thread_id_manager_context,
+            &snap.thread_id_isolation_key,
+            &snap.thread_id_cleanup_lookup,
+        ];
+        for id in ids.into_iter().flatten().filter(|t| !t.is_empty()) {
+            if !t.thread_id_set.contains(id) {
+                t.thread_id_set.insert(id.clone());
+                t.thread_ids.push(id.clone());
+            }
+            if let Some(u) = &snap.user_id {
+                let pair = (u.clone(), id.clone());
+                if !t.user_thread_set.contains(&pair) {
+                    t.user_thread_set.insert(pair);
+                    match t.user_threads.get_mut(u) {
+                        Some(v) => v.push(id.clone()),
+                        None => {
+                            t.users.push(u.clone());
+                            t.user_threads.insert(u.clone(), vec![id.clone()]);
+                        }
+                    }
+                }
+            }
+        }
+        if snap.thread_id_manager_context.is_some() || snap.thread_id_isolation_key.is_some() {
+            let base = LookupBase {
+                manager_thread: snap.thread_id_manager_context.clone(),
+                key_thread: snap.thread_id_isolation_key.clone(),
+                key: snap.isolation_key.clone(),
+                manager_instance_id: snap.manager_instance_id,
+                user_id: snap.user_id.clone(),
+                websocket_client_id: snap.websocket_client_id.clone(),
+            };
+            if let Some(u) = &snap.user_id {
+                self.last_manager_by_user.insert(u.clone(), base.clone());
+            }
+            self.last_manager = Some(base);
+        }
+        self.snapshots.push_back(snap);
+        if let Some(cap) = self.capacity {
+            while self.snapshots.len() > cap {
+                self.snapshots.pop_front();
+            }
+        }
+    }
+
+    fn push_violation(&mut self, mut v: Violation) -> u64 {
+        v.index = self.totals.violations;
+        let index = v.index;
+        self.account_violation(&v);
+        self.violations.push_back(v);
+        if let Some(cap) = self.capacity {
+            while self.violations.len() > cap {
+                self.violations.pop_front();
+            }
+        }
+        index
+    }
+
+    fn account_violation(&mut self, v: &Violation) {
+        let op = self.intern(v.operation.as_deref().unwrap_or("unknown"));
+        let t = &mut self.totals;
+        t.violations = t.violations.max(v.index + 1);
+        match t.operation_index.get(&op) {
+            Some(&i) => t.operation_violations[i].1 += 1,
+            None => {
+                t.operation_index.insert(op.clone(), t.operation_violations.len());
+                t.operation_violations.push((op, 1));
+            }
+        }
+    }
+
+    /// Records a violation found by the caller (the suite's `record_violation`).
+    pub fn record_violation(
+        &mut self,
+        kind: &str,
+        severity: &str,
+        operation: Option<&str>,
+        details: Metadata,
+        now_ms: u64,
+    ) -> Result<u64, ReportError> {
+        check_name("violation type", kind)?;
+        check_name("severity", severity)?;
+        if let Some(op) = operation {
+            check_name("operation", op)?;
+        }
+        self.frozen_at_ms = None;
+        Ok(self.push_violation(Violation {
+            index: 0,
+            timestamp_ms: now_ms,
+            kind: kind.to_owned(),
+            severity: severity.to_owned(),
+            operation: operation.map(str::to_owned),
+            snapshot_index: None,
+            thread_id_summary: None,
+            details,
+        }))
+    }
+
+    /// A cleanup looking for `target_thread_id`: recorded as a `cleanup_lookup` snapshot
+    /// beside the manager it would clean (the latest manager snapshot, of `user_id` when
+    /// given), so a lookup by the wrong thread is a mismatch like any other.
+    pub fn simulate_cleanup_lookup(
+        &mut self,
+        target_thread_id: &str,
+        user_id: Option<&str>,
+        metadata: Option<Metadata>,
+        now_ms: u64,
+    ) -> Result<SnapshotOutcome, ReportError> {
+        let base = match user_id {
+            Some(u) => self.last_manager_by_user.get(u).cloned(),
+            None => self.last_manager.clone(),
+        };
+        let base = base.unwrap_or(LookupBase {
+            manager_thread: None,
+            key_thread: None,
+            key: None,
+            manager_instance_id: None,
+            user_id: None,
+            websocket_client_id: None,
+        });
+        // The key is given by its parsed thread, so re-parsing is avoided: build the
+        // snapshot directly.
+        check_name("operation", CLEANUP_LOOKUP_OPERATION)?;
+        let input = SnapshotInput {
+            operation: CLEANUP_LOOKUP_OPERATION,
+            user_id: user_id.or(base.user_id.as_deref()),
+            user_context_thread_id: None,
+            websocket_client_id: base.websocket_client_id.as_deref(),
+            manager_thread_id: base.manager_thread.as_deref(),
+            manager_instance_id: base.manager_instance_id,
+            isolation_key: base.key.as_deref(),
+            cleanup_lookup_thread_id: Some(target_thread_id),
+            metadata,
+        };
+        let out = self.take_snapshot(input, now_ms)?;
+        // A key recorded whole (unparsable) stays whole in the lookup too.
+        if base.key.is_none() {
+            if let Some(kt) = base.key_thread {
+                if let Some(s) = self.snapshots.back_mut() {
+                    s.thread_id_isolation_key = Some(kt);
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Follows the registry's lifecycle: counts created and cleaned-up managers (the
+    /// leak count) and records refused creates as violations.
+    pub fn observe(&mut self, event: &RegistryEvent) {
+        match &event.kind {
+            EventKind::Created => self.totals.managers_created += 1,
+            EventKind::CleanedUp { .. } => self.totals.managers_cleaned_up += 1,
+            EventKind::LimitExceeded { count, max } => {
+                let mut d = Metadata::new();
+                d.insert("user_id".into(), event.user_id().into());
+                d.insert("thread_id".into(), event.thread_id().into());
+                d.insert("count".into(), (*count as u64).into());
+                d.insert("max".into(), (*max as u64).into());
+                self.push_violation(Violation {
+                    index: 0,
+                    timestamp_ms: event.at_ms,
+                    kind: LIMIT_EXCEEDED.into(),
+                    severity: "ERROR".into(),
+                    operation: Some("create_manager".into()),
+                    snapshot_index: None,
+                    thread_id_summary: None,
+                    details: d,
+                });
+            }
+            _ => {}
+        }
+        self.frozen_at_ms = None;
+    }
+
+    fn effective_now(&self, now_ms: u64) -> u64 {
+        self.frozen_at_ms.unwrap_or(now_ms)
+    }
+
+    /// Everything the suite's `analyze_consistency` gives, and more.
+    pub fn analyze(&self, now_ms: u64) -> Analysis {
+        let t = &self.totals;
+        let now = self.effective_now(now_ms);
+        let s = |a: &Arc<str>| a.to_string();
+        let by_user: Vec<(String, Vec<String>)> = t
+            .users
+            .iter()
+            .map(|u| (u.to_string(), t.user_threads[u].iter().map(s).collect()))
+            .collect();
+        let multi = by_user
+            .iter()
+            .filter(|(_, v)| v.len() > 1)
+            .map(|(u, _)| u.clone())
+            .collect();
+        Analysis {
+            total_snapshots: t.snapshots,
+            retained_snapshots: self.snapshots.len() as u64,
+            total_violations: t.violations,
+            unique_thread_ids_found: t.thread_ids.len() as u64,
+            thread_ids: t.thread_ids.iter().map(s).collect(),
+            inconsistent_snapshots: t.inconsistent,
+            operation_violations: t.operation_violations.iter().map(|(o, n)| (o.to_string(), *n)).collect(),
+            consistency_score: score(t.snapshots, t.inconsistent),
+            analysis_duration: now.saturating_sub(self.started_ms) as f64 / 1000.0,
+            thread_ids_by_user: by_user,
+            users_with_multiple_thread_ids: multi,
+            first_divergence: t.first_divergence,
+            last_consistent_before_divergence: t.last_consistent_before_divergence,
+            managers_created: t.managers_created,
+            managers_cleaned_up: t.managers_cleaned_up,
+            leaked_managers: t.managers_created.saturating_sub(t.managers_cleaned_up),
+        }
+    }
+
+    /// The report in exactly the layout of the seed's sample.
+    pub fn report_text(&self, now_ms: u64) -> String {
+        let t = &self.totals;
+        let now = self.effective_now(now_ms);
+        let mut out = String::with_capacity(256 + self.snapshots.len() * 320 + self.violations.len() * 400);
+        let dur = now.saturating_sub(self.started_ms) as f64 / 1000.0;
+        let _ = writeln!(out, "=== THREAD_ID CONSISTENCY TRACKING REPORT ===");
+        let _ = writeln!(out, "Tracking Duration: {dur:.2}s");
+        let _ = writeln!(out, "Total Snapshots: {}", t.snapshots);
+        let _ = writeln!(out, "Total Violations: {}", t.violations);
+        out.push_str("\nSNAPSHOTS:\n");
+        let dropped = t.snapshots - self.snapshots.len() as u64;
+        if dropped > 0 {
+            let _ = writeln!(out, "  ({dropped} earlier snapshots not retained)\n");
+        }
+        for s in &self.snapshots {
+            let _ = writeln!(
+                out,
+                "  [{}] {} @ {}.{:03}s",
+                s.index,
+                s.operation,
+                s.timestamp_ms / 1000,
+                s.timestamp_ms % 1000
+            );
+            for (label, id) in s.thread_ids() {
+                out.push_str("      ");
+                out.push_str(label);
+                out.push_str(": ");
+                out.push_str(id.unwrap_or("None"));
+                out.push('\n');
+            }
+            if s.mismatch {
+                out.push_str("      ⚠️  MISMATCH DETECTED\n");
+            }
+            out.push('\n');
+        }
+        if t.violations > 0 {
+            out.push_str("VIOLATIONS:\n");
+            let dropped = t.violations - self.violations.len() as u64;
+            if dropped > 0 {
+                let _ = writeln!(out, "  ({dropped} earlier violations not retained)\n");
+            }
+            for v in &self.violations {
+                let _ = writeln!(out, "  [{}] {} ({})", v.index, v.kind, v.severity);
+                let _ = writeln!(out, "      Operation: {}", v.operation.as_deref().unwrap_or("unknown"));
+                if let Some(sum) = &v.thread_id_summary {
+                    out.push_str("      Thread IDs: {");
+                    for (i, (label, id)) in sum.entries().iter().enumerate() {
+                        if i > 0 {
+                            out.push_str(", ");
+                        }
+                        py_repr_str(&mut out, label);
+                        out.push_str(": ");
+                        py_repr_str(&mut out, id.unwrap_or("None"));
+                    }
+                    out.push_str("}\n");
+                }
+                if !v.details.is_empty() {
+                    out.push_str("      Details: ");
+                    py_repr_map(&mut out, &v.details);
+                    out.push('\n');
+                }
+                out.push('\n');
+            }
+        }
+        out.push_str("ANALYSIS:\n");
+        let _ = writeln!(out, "  Consistency Score: {:.1}%", score(t.snapshots, t.inconsistent));
+        let _ = writeln!(out, "  Unique Thread IDs: {}", t.thread_ids.len());
+        out.push_str("  Thread IDs Found: [");
+        for (i, id) in t.thread_ids.iter().enumerate() {
+            if i > 0 {
+                out.push_str(", ");
+            }
+            py_repr_str(&mut out, id);
+        }
+        out.push(']');
+        out
+    }
+
+    /// The versioned JSON report; `from_json` reads it back to an equal tracker.
+    pub fn to_json(&self, now_ms: u64) -> String {
+        let now = self.effective_now(now_ms);
+        #[derive(Serialize)]
+        struct Out<'a> {
+            schema: &'static str,
+            started_at_ms: u64,
+            generated_at_ms: u64,
+            capacity: Option<usize>,
+            analysis: Analysis,
+            snapshots: &'a VecDeque<Snapshot>,
+            violations: &'a VecDeque<Violation>,
+        }
+        serde_json::to_string(&Out {
+            schema: SCHEMA,
+            started_at_ms: self.started_ms,
+            generated_at_ms: now,
+            capacity: self.capacity,
+            analysis: self.analyze(now),
+            snapshots: &self.snapshots,
+            violations: &self.violations,
+        })
+        .unwrap_or_else(|e| format!("{{\"error\":{:?}}}", e.to_string()))
+    }
+
+    /// Reads a report written by `to_json` (by any language's binding). Malformed,
+    /// oversized, too deeply nested or wrong-schema input is a clear error.
+    pub fn from_json(text: &str, limits: ReportLimits) -> Result<Self, ReportError> {
+        if text.len() > limits.max_bytes {
+            return Err(ReportError::TooLarge {
+                len: text.len(),
+                max: limits.max_bytes,
+            });
+        }
+        let depth = json_depth(text);
+        if depth > limits.max_depth {
+            return Err(ReportError::TooDeep {
+                depth,
+                max: limits.max_depth,
+            });
+        }
+        #[derive(Deserialize)]
+        struct Head<'a> {
+            #[serde(borrow)]
+            schema: Option<Cow<'a, str>>,
+        }
+        let head: Head = serde_json::from_str(text).map_err(|e| ReportError::Json(e.to_string()))?;
+        match head.schema {
+            Some(s) if s == SCHEMA => {}
+            other => {
+                return Err(ReportError::Schema {
+                    found: other.map_or_else(|| "missing".to_owned(), |s| s.into_owned()),
+                })
+            }
+        }
+        #[derive(Deserialize)]
+        struct In<'a> {
+            started_at_ms: u64,
+            generated_at_ms: u64,
+            capacity: Option<usize>,
+            analysis: Analysis,
+            #[serde(borrow)]
+            snapshots: Vec<SnapshotRecord<'a>>,
+            violations: Vec<Violation>,
+        }
+        let file: In = serde_json::from_str(text).map_err(|e| ReportError::Json(e.to_string()))?;
+        let field = |f: &str, p: String| ReportError::Field {
+            field: f.to_owned(),
+            problem: p,
+        };
+        let mut tr = match file.capacity {
+            None => Tracker::new(file.started_at_ms),
+            Some(c) => Tracker::bounded(file.started_at_ms, c)?,
+        };
+        let mut prev: Option<u64> = None;
+        for (i, r) in file.snapshots.into_iter().enumerate() {
+            if prev.is_some_and(|p| r.index <= p) {
+                return Err(field(
+                    &format!("snapshots[{i}].index"),
+                    format!("{} does not follow {}: expected increasing indexes", r.index, prev.unwrap_or(0)),
+                ));
+            }
+            prev = Some(r.index);
+            check_name("operation", &r.operation).map_err(|e| field(&format!("snapshots[{i}].operation"), e.to_string()))?;
+            let mut snap = Snapshot {
+                index: r.index,
+                timestamp_ms: r.timestamp_ms,
+                operation: tr.intern(&r.operation),
+                thread_id_user_context: tr.intern_opt(r.thread_id_user_context.as_deref()),
+                thread_id_manager_context: tr.intern_opt(r.thread_id_manager_context.as_deref()),
+                thread_id_isolation_key: tr.intern_opt(r.thread_id_isolation_key.as_deref()),
+                thread_id_cleanup_lookup: tr.intern_opt(r.thread_id_cleanup_lookup.as_deref()),
+                manager_instance_id: r.manager_instance_id,
+                isolation_key: r.isolation_key.as_deref().map(Arc::from),
+                user_id: tr.intern_opt(r.user_id.as_deref()),
+                websocket_client_id: r.websocket_client_id.as_deref().map(Arc::from),
+                mismatch: false,
+                metadata: r.metadata.filter(|m| !m.is_empty()).map(Box::new),
+            };
+            snap.mismatch = snap.has_mismatch();
+            tr.push_snapshot(snap);
+        }
+        let mut prev: Option<u64> = None;
+        for (i, v) in file.violations.into_iter().enumerate() {
+            if prev.is_some_and(|p| v.index <= p) {
+                return Err(field(
+                    &format!("violations[{i}].index"),
+                    format!("{} does not follow {}: expected increasing indexes", v.index, prev.unwrap_or(0)),
+                ));
+            }
+            prev = Some(v.index);
+            check_name("type", &v.kind).map_err(|e| field(&format!("violations[{i}].type"), e.to_string()))?;
+            tr.account_violation(&v);
+            tr.violations.push_back(v);
+        }
+        let a = file.analysis;
+        let complete = a.total_snapshots == tr.snapshots.len() as u64
+            && a.total_violations == tr.violations.len() as u64;
+        if !complete {
+            // A bounded tracker's file: the history before the retained part is known
+            // only through its totals.
+            if a.total_snapshots < tr.totals.snapshots || a.total_violations < tr.totals.violations {
+                return Err(field(
+                    "analysis.total_snapshots",
+                    format!(
+                        "{} snapshots and {} violations counted, but the file holds more: expected totals at least as large as the lists",
+                        a.total_snapshots, a.total_violations
+                    ),
+                ));
+            }
+            tr.restore_totals(a);
+        }
+        tr.frozen_at_ms = Some(file.generated_at_ms);
+        Ok(tr)
+    }
+
+    fn restore_totals(&mut self, a: Analysis) {
+        let mut t = Totals {
+            snapshots: a.total_snapshots,
+            inconsistent: a.inconsistent_snapshots,
+            violations: a.total_violations,
+            first_divergence: a.first_divergence,
+            last_consistent_before_divergence: a.last_consistent_before_divergence,
+            last_consistent: self.totals.last_consistent,
+            managers_created: a.managers_created,
+            managers_cleaned_up: a.managers_cleaned_up,
+            ..Totals::default()
+        };
+        for id in &a.thread_ids {
+            let id = self.intern(id);
+            if t.thread_id_set.insert(id.clone()) {
+                t.thread_ids.push(id);
+            }
+        }
+        for (u, threads) in &a.thread_ids_by_user {
+            let u = self.intern(u);
+            t.users.push(u.clone());
+            let mut v = Vec::new();
+            for th in threads {
+                let th = self.intern(th);
+                if t.user_thread_set.insert((u.clone(), th.clone())) {
+                    v.push(th);
+                }
+            }
+            t.user_threads.insert(u, v);
+        }
+        for (op, n) in &a.operation_violations {
+            let op = self.intern(op);
+            t.operation_index.insert(op.clone(), t.operation_violations.len());
+            t.operation_violations.push((op, *n));
+        }
+        self.totals = t;
+    }
+}
+
+#[derive(Deserialize)]
+struct SnapshotRecord<'a> {
+    index: u64,
+    timestamp_ms: u64,
+    #[serde(borrow)]
+    operation: Cow<'a, str>,
+    #[serde(borrow, default)]
+    thread_id_user_context: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    thread_id_manager_context: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    thread_id_isolation_key: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    thread_id_cleanup_lookup: Option<Cow<'a, str>>,
+    #[serde(default)]
+    manager_instance_id: Option<u64>,
+    #[serde(borrow, default)]
+    isolation_key: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    user_id: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    websocket_client_id: Option<Cow<'a, str>>,
+    #[serde(default)]
+    metadata: Option<Metadata>,
+}
+
+fn score(total: u64, inconsistent: u64) -> f64 {
+    if total == 0 {
+        100.0
+    } else {
+        (total - inconsistent.min(total)) as f64 / total as f64 * 100.0
+    }
+}
+
+fn check_name(field: &'static str, value: &str) -> Result<(), ReportError> {
+    if value.is_empty() {
+        return Err(ReportError::EmptyOperation);
+    }
+    if value.len() > MAX_NAME_LEN {
+        return Err(ReportError::TooLong {
+            field,
+            len: value.len(),
+            max: MAX_NAME_LEN,
+        });
+    }
+    Ok(())
+}
+
+/// Deepest nesting of arrays and objects, counted before parsing so a hostile file
+/// cannot exhaust the stack.
+fn json_depth(text: &str) -> usize {
+    let (mut depth, mut max, mut in_str, mut esc) = (0usize, 0usize, false, false);
+    for &b in text.as_bytes() {
+        if in_str {
+            if esc {
+                esc = false;
+            } else if b == b'\\' {
+                esc = true;
+            } else if b == b'"' {
+                in_str = false;
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_str = true,
+            b'[' | b'{' => {
+                depth += 1;
+                max = max.max(depth);
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    max
+}
+
+/// Python's `repr` of a `str`, as the seed's report prints dict and list contents.
+pub fn py_repr_str(out: &mut String, s: &str) {
+    let quote = if s.contains('\'') && !s.contains('"') { '"' } else { '\'' };
+    out.push(quote);
+    for c in s.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if c == quote => {
+                out.push('\\');
+                out.push(c);
+            }
+            c if (c as u32) < 0x20 || c as u32 == 0x7f => {
+                let _ = write!(out, "\\x{:02x}", c as u32);
+            }
+            c if (0x80..0xa0).contains(&(c as u32)) => {
+                let _ = write!(out, "\\x{:02x}", c as u32);
+            }
+            c => out.push(c),
+        }
+    }
+    out.push(quote);
+}
+
+fn py_repr_value(out: &mut String, v: &serde_json::Value) {
+    use serde_json::Value;
+    match v {
+        Value::Null => out.push_str("None"),
+        Value::Bool(true) => out.push_str("True"),
+        Value::Bool(false) => out.push_str("False"),
+        Value::Number(n) => {
+            let _ = write!(out, "{n}");
+        }
+        Value::String(s) => py_repr_str(out, s),
+        Value::Array(a) => {
+            out.push('[');
+            for (i, x) in a.iter().enumerate() {
+                if i > 0 {
+                    out.push_str(", ");
+                }
+                py_repr_value(out, x);
+            }
+            out.push(']');
+        }
+        Value::Object(m) => {
+            out.push('{');
+            for (i, (k, x)) in m.iter().enumerate() {
+                if i > 0 {
+                    out.push_str(", ");
+                }
+                py_repr_str(out, k);
+                out.push_str(": ");
+                py_repr_value(out, x);
+            }
+            out.push('}');
+        }
+    }
+}
+
+fn py_repr_map(out: &mut String, m: &Metadata) {
+    out.push('{');
+    for (i, (k, x)) in m.iter().enumerate() {
+        if i > 0 {
+            out.push_str(", ");
+        }
+        py_repr_str(out, k);
+        out.push_str(": ");
+        py_repr_value(out, x);
+    }
+    out.push('}');
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const T: &str = "thread_websocket_factory_1234567890_abc_def123";
+    const LEGACY: &str = "user123_thread_websocket_factory_1234567890_abc_def123_run456";
+
+    fn seed_tracker() -> Tracker {
+        let mut tr = Tracker::new(1_641_234_565_000);
+        let ctx = SnapshotInput {
+            operation: "user_context_creation",
+            user_id: Some("user123"),
+            user_context_thread_id: Some(T),
+            ..Default::default()
+        };
+        tr.take_snapshot(ctx, 1_641_234_567_123).unwrap();
+        let mgr = SnapshotInput {
+            operation: "manager_creation",
+            user_id: Some("user123"),
+            user_context_thread_id: Some(T),
+            manager_thread_id: Some(T),
+            isolation_key: Some(LEGACY),
+            ..Default::default()
+        };
+        tr.take_snapshot(mgr, 1_641_234_567_456).unwrap();
+        let bad = SnapshotInput {
+            operation: "inconsistent_context_creation",
+            user_id: Some("user123"),
+            user_context_thread_id: Some("different-thread-abcd1234"),
+            manager_thread_id: Some(T),
+            isolation_key: Some(LEGACY),
+            ..Default::default()
+        };
+        tr.take_snapshot(bad, 1_641_234_567_789).unwrap();
+        tr
+    }
+
+    #[test]
+    fn seed_report_layout() {
+        let tr = seed_tracker();
+        let text = tr.report_text(1_641_234_567_450);
+        let expected = format!(
+            "=== THREAD_ID CONSISTENCY TRACKING REPORT ===
+Tracking Duration: 2.45s
+Total Snapshots: 3
+Total Violations: 1
+
+SNAPSHOTS:
+  [0] user_context_creation @ 1641234567.123s
+      user_context: {T}
+      manager_context: None
+      isolation_key: None
+      cleanup_lookup: None
+
+  [1] manager_creation @ 1641234567.456s
+      user_context: {T}
+      manager_context: {T}
+      isolation_key: {T}
+      cleanup_lookup: None
+
+  [2] inconsistent_context_creation @ 1641234567.789s
+      user_context: different-thread-abcd1234
+      manager_context: {T}
+      isolation_key: {T}
+      cleanup_lookup: None
+      ⚠️  MISMATCH DETECTED
+
+VIOLATIONS:
+  [0] thread_id_mismatch (CRITICAL)
+      Operation: inconsistent_context_creation
+      Thread IDs: {{'user_context': 'different-thread-abcd1234', 'manager_context': '{T}', 'isolation_key': '{T}', 'cleanup_lookup': 'None'}}
+
+ANALYSIS:
+  Consistency Score: 66.7%
+  Unique Thread IDs: 2
+  Thread IDs Found: ['{T}', 'different-thread-abcd1234']"
+        );
+        assert_eq!(text, expected);
+    }
+
+    #[test]
+    fn analysis_fields() {
+        let tr = seed_tracker();
+        let a = tr.analyze(1_641_234_570_000);
+        assert_eq!(a.total_snapshots, 3);
+        assert_eq!(a.inconsistent_snapshots, 1);
+        assert_eq!(a.unique_thread_ids_found, 2);
+        assert_eq!(a.thread_ids, vec![T.to_string(), "different-thread-abcd1234".into()]);
+        assert_eq!(a.operation_violations, vec![("inconsistent_context_creation".to_string(), 1)]);
+        assert_eq!(format!("{:.1}", a.consistency_score), "66.7");
+        assert_eq!(a.first_divergence, Some(2));
+        assert_eq!(a.last_consistent_before_divergence, Some(1));
+        assert_eq!(a.users_with_multiple_thread_ids, vec!["user123".to_string()]);
+        assert_eq!(a.analysis_duration, 5.0);
+    }
+
+    #[test]
+    fn unparsable_key_is_kept_whole_and_warned() {
+        let mut tr = Tracker::new(0);
+        let out = tr
+            .take_snapshot(SnapshotInput::new("manager_creation").isolation_key("garbage"), 1)
+            .unwrap();
+        assert!(!out.mismatch);
+        assert_eq!(tr.snapshots()[0].thread_id_isolation_key.as_deref(), Some("garbage"));
+        assert_eq!(tr.violations()[0].kind, UNPARSABLE_KEY);
+        assert_eq!(tr.violations()[0].severity, "WARNING");
+    }
+
+    #[test]
+    fn cleanup_lookup_takes_part_in_the_check() {
+        let mut tr = Tracker::new(0);
+        let input = SnapshotInput {
+            operation: "manager_creation",
+            user_id: Some("u1"),
+            user_context_thread_id: Some("thread_a"),
+            manager_thread_id: Some("thread_a"),
+            isolation_key: Some("u1:thread_a"),
+            ..Default::default()
+        };
+        tr.take_snapshot(input, 1).unwrap();
+        let ok = tr.simulate_cleanup_lookup("thread_a", None, None, 2).unwrap();
+        assert!(!ok.mismatch);
+        let bad = tr.simulate_cleanup_lookup("thread_b", Some("u1"), None, 3).unwrap();
+        assert!(bad.mismatch);
+        assert_eq!(tr.total_violations(), 1);
+        let s = tr.snapshot(2).unwrap();
+        assert_eq!(s.operation.as_ref(), CLEANUP_LOOKUP_OPERATION);
+        assert_eq!(s.thread_id_isolation_key.as_deref(), Some("thread_a"));
+    }
+
+    #[test]
+    fn json_round_trip_is_lossless() {
+        let mut tr = seed_tracker();
+        let mut d = Metadata::new();
+        d.insert("attempt".into(), 3.into());
+        tr.record_violation("custom", "WARNING", Some("op"), d, 1_641_234_568_000).unwrap();
+        let j = tr.to_json(1_641_234_569_000);
+        let back = Tracker::from_json(&j, ReportLimits::default()).unwrap();
+        assert_eq!(back.to_json(0), j);
+        assert_eq!(back.report_text(0), tr.report_text(1_641_234_569_000));
+    }
+
+    #[test]
+    fn bounded_keeps_counts_exact() {
+        let mut tr = Tracker::bounded(0, 2).unwrap();
+        for i in 0..5u64 {
+            let th = if i == 3 { "thread_b" } else { "thread_a" };
+            let input = SnapshotInput {
+                operation: "op",
+                user_context_thread_id: Some("thread_a"),
+                manager_thread_id: Some(th),
+                ..Default::default()
+            };
+            tr.take_snapshot(input, i).unwrap();
+        }
+        assert_eq!(tr.snapshots().len(), 2);
+        let a = tr.analyze(10);
+        assert_eq!((a.total_snapshots, a.inconsistent_snapshots, a.unique_thread_ids_found), (5, 1, 2));
+        assert_eq!(a.first_divergence, Some(3));
+        let j = tr.to_json(10);
+        let back = Tracker::from_json(&j, ReportLimits::default()).unwrap();
+        assert_eq!(back.to_json(0), j);
+        assert!(back.report_text(0).contains("(3 earlier snapshots not retained)"));
+        assert!(Tracker::bounded(0, 0).is_err());
+    }
+
+    #[test]
+    fn bad_json_is_a_clear_error() {
+        let lim = ReportLimits::default();
+        assert!(matches!(Tracker::from_json("{", lim), Err(ReportError::Json(_))));
+        assert!(matches!(Tracker::from_json("{\"schema\":\"x/2\"}", lim), Err(ReportError::Schema { .. })));
+        assert!(matches!(Tracker::from_json("[]", lim), Err(ReportError::Json(_))));
+        let deep = "[".repeat(100_000);
+        assert!(matches!(Tracker::from_json(&deep, lim), Err(ReportError::TooDeep { .. })));
+        let small = ReportLimits { max_bytes: 10, ..lim };
+        assert!(matches!(Tracker::from_json(&"x".repeat(11), small), Err(ReportError::TooLarge { .. })));
+        let j = seed_tracker().to_json(5);
+        let truncated = &j[..j.len() / 2];
+        assert!(matches!(Tracker::from_json(truncated, lim), Err(ReportError::Json(_))));
+    }
+
+    #[test]
+    fn py_repr_matches_python() {
+        let mut s = String::new();
+        py_repr_str(&mut s, "it's");
+        assert_eq!(s, "\"it's\"");
+        s.clear();
+        py_repr_str(&mut s, "a\n'\"b");
+        assert_eq!(s, "'a\\n\\'\"b'");
+    }
+}
