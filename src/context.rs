@@ -11,14 +11,39 @@ use crate::ids::{IdGenerator, MAX_ID_LEN};
 
 /// Values (any case) that are never a real id.
 const PLACEHOLDER_VALUES: &[&str] = &[
-    "registry", "placeholder", "default", "temp", "none", "null", "undefined", "0", "1", "xxx",
-    "yyy", "example", "test", "demo", "sample", "template", "mock", "fake", "dummy",
+    "registry",
+    "placeholder",
+    "default",
+    "temp",
+    "none",
+    "null",
+    "undefined",
+    "0",
+    "1",
+    "xxx",
+    "yyy",
+    "example",
+    "test",
+    "demo",
+    "sample",
+    "template",
+    "mock",
+    "fake",
+    "dummy",
 ];
 /// Prefixes that mark a placeholder when the value is shorter than
 /// [`PLACEHOLDER_PREFIX_MAX_LEN`] characters.
 const PLACEHOLDER_PREFIXES: &[&str] = &[
-    "placeholder_", "registry_", "default_", "temp_", "example_", "demo_", "sample_",
-    "template_", "mock_", "fake_",
+    "placeholder_",
+    "registry_",
+    "default_",
+    "temp_",
+    "example_",
+    "demo_",
+    "sample_",
+    "template_",
+    "mock_",
+    "fake_",
 ];
 /// `test_` is a placeholder prefix only outside test environments.
 const TEST_PREFIX: &str = "test_";
@@ -213,16 +238,22 @@ impl UserContext {
         self.websocket_client_id.as_deref()
     }
     pub fn agent_context(&self) -> &Metadata {
-        self.extra.as_ref().map_or(&NO_METADATA, |e| &e.agent_context)
+        self.extra
+            .as_ref()
+            .map_or(&NO_METADATA, |e| &e.agent_context)
     }
     pub fn audit_metadata(&self) -> &Metadata {
-        self.extra.as_ref().map_or(&NO_METADATA, |e| &e.audit_metadata)
+        self.extra
+            .as_ref()
+            .map_or(&NO_METADATA, |e| &e.audit_metadata)
     }
     pub fn operation_depth(&self) -> u64 {
         self.extra.as_ref().map_or(0, |e| e.operation_depth)
     }
     pub fn parent_request_id(&self) -> Option<&str> {
-        self.extra.as_ref().and_then(|e| e.parent_request_id.as_deref())
+        self.extra
+            .as_ref()
+            .and_then(|e| e.parent_request_id.as_deref())
     }
 
     /// The canonical isolation key `{user_id}:{thread_id}` of this context.
@@ -249,7 +280,11 @@ fn validate_optional_id(field: &'static str, value: &str) -> Result<(), ContextE
 }
 
 /// Netra's required-id rules: non-empty, not blank, no placeholder value or prefix.
-pub fn validate_id(field: &'static str, value: &str, rules: ValidationRules) -> Result<(), ContextError> {
+pub fn validate_id(
+    field: &'static str,
+    value: &str,
+    rules: ValidationRules,
+) -> Result<(), ContextError> {
     if value.trim().is_empty() {
         return Err(ContextError::Empty {
             field,
@@ -313,7 +348,10 @@ mod tests {
             .build(&ids())
             .unwrap();
         assert_eq!(c.request_id().len(), 36);
-        assert_eq!(c.isolation_key().to_string(), "user123:thread_ws_1_abcdef12");
+        assert_eq!(
+            c.isolation_key().to_string(),
+            "user123:thread_ws_1_abcdef12"
+        );
     }
 
     #[test]
@@ -336,9 +374,11 @@ mod tests {
             assert!(format!("{e:?}").starts_with(expect), "{user:?}: {e:?}");
         }
         // Long values may carry a placeholder prefix.
-        assert!(UserContext::builder("mock_user_with_a_long_name", "thread_x", "run_x")
-            .build(&g)
-            .is_ok());
+        assert!(
+            UserContext::builder("mock_user_with_a_long_name", "thread_x", "run_x")
+                .build(&g)
+                .is_ok()
+        );
         // test_ is fine in test mode.
         assert!(UserContext::builder("test_user", "thread_x", "run_x")
             .rules(ValidationRules::TEST)
@@ -347,17 +387,31 @@ mod tests {
         let e = UserContext::builder("u1", "thread_x", "x".repeat(MAX_ID_LEN + 1))
             .build(&g)
             .unwrap_err();
-        assert_eq!(e.to_string(), "run_id is 1025 bytes long: expected at most 1024");
+        assert_eq!(
+            e.to_string(),
+            "run_id is 1025 bytes long: expected at most 1024"
+        );
     }
 
     #[test]
     fn for_websocket_mints_correlated_ids() {
         let g = ids();
-        let c = UserContext::for_websocket(&g, "user123", "websocket_factory", None, ValidationRules::PRODUCTION)
-            .unwrap();
+        let c = UserContext::for_websocket(
+            &g,
+            "user123",
+            "websocket_factory",
+            None,
+            ValidationRules::PRODUCTION,
+        )
+        .unwrap();
         assert!(crate::ids::are_correlated(c.thread_id(), c.run_id()));
         assert!(c.request_id().starts_with("req_websocket_factory_2_"));
-        assert!(c.websocket_client_id().unwrap().starts_with("ws_client_user123_"));
-        assert!(UserContext::for_websocket(&g, "a:b", "op", None, ValidationRules::PRODUCTION).is_err());
+        assert!(c
+            .websocket_client_id()
+            .unwrap()
+            .starts_with("ws_client_user123_"));
+        assert!(
+            UserContext::for_websocket(&g, "a:b", "op", None, ValidationRules::PRODUCTION).is_err()
+        );
     }
 }

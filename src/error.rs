@@ -33,7 +33,10 @@ pub enum IdError {
     #[error("connection timestamp {value} is invalid: expected finite Unix seconds from 0 to 253402300799")]
     Timestamp { value: String },
     #[error("id {} does not parse: expected {expected}", shown(value))]
-    Unparsable { value: String, expected: &'static str },
+    Unparsable {
+        value: String,
+        expected: &'static str,
+    },
     #[error("could not seed the random generator from the operating system: {0}")]
     Seed(String),
 }
@@ -41,19 +44,31 @@ pub enum IdError {
 /// Errors of [`crate::context::UserContext`] validation (Netra's `InvalidContextError`).
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum ContextError {
-    #[error("{field} is required: got {}, expected a non-empty, non-blank id", shown(value))]
+    #[error(
+        "{field} is required: got {}, expected a non-empty, non-blank id",
+        shown(value)
+    )]
     Empty { field: &'static str, value: String },
     #[error("{field} {} is a placeholder value: expected a real id", shown(value))]
     Placeholder { field: &'static str, value: String },
-    #[error("{field} {} starts with the placeholder prefix {prefix:?}: expected a real id", shown(value))]
+    #[error(
+        "{field} {} starts with the placeholder prefix {prefix:?}: expected a real id",
+        shown(value)
+    )]
     PlaceholderPrefix {
         field: &'static str,
         value: String,
         prefix: &'static str,
     },
-    #[error("user_id {} contains ':': expected no ':' (it separates user and thread in isolation keys)", shown(value))]
+    #[error(
+        "user_id {} contains ':': expected no ':' (it separates user and thread in isolation keys)",
+        shown(value)
+    )]
     ColonInUserId { value: String },
-    #[error("{field} {} contains a control character: expected printable text", shown(value))]
+    #[error(
+        "{field} {} contains a control character: expected printable text",
+        shown(value)
+    )]
     ControlCharacter { field: &'static str, value: String },
     #[error("{field} is {len} bytes long: expected at most {max}")]
     TooLong {
@@ -90,7 +105,13 @@ pub enum SessionError {
 pub enum RegistryError {
     #[error("User {user_id} has reached the maximum number of WebSocket managers ({max}).")]
     LimitExceeded { user_id: String, max: usize },
-    #[error("connection {} belongs to user {}, but manager {} serves user {}: refused", shown(connection_id), shown(connection_user), shown(key), shown(manager_user))]
+    #[error(
+        "connection {} belongs to user {}, but manager {} serves user {}: refused",
+        shown(connection_id),
+        shown(connection_user),
+        shown(key),
+        shown(manager_user)
+    )]
     IsolationViolation {
         key: String,
         manager_user: String,
@@ -116,7 +137,9 @@ pub enum RegistryError {
 /// Errors of the tracker and its report JSON.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum ReportError {
-    #[error("report is {len} bytes: expected at most {max} (raise the limit if this report is trusted)")]
+    #[error(
+        "report is {len} bytes: expected at most {max} (raise the limit if this report is trusted)"
+    )]
     TooLarge { len: usize, max: usize },
     #[error("report nests {depth} levels deep: expected at most {max}")]
     TooDeep { depth: usize, max: usize },

@@ -224,7 +224,13 @@ impl IdGenerator {
         Ok(self.base_id_at(prefix, ms, include_random, random_length))
     }
 
-    fn base_id_at(&self, prefix: &str, ms: u64, include_random: bool, random_length: usize) -> String {
+    fn base_id_at(
+        &self,
+        prefix: &str,
+        ms: u64,
+        include_random: bool,
+        random_length: usize,
+    ) -> String {
         let n = self.next();
         let mut s = String::with_capacity(prefix.len() + 48);
         s.push_str(prefix);
@@ -288,14 +294,22 @@ impl IdGenerator {
     pub fn session_id(&self, user_id: &str, session_type: &str) -> Result<String, IdError> {
         check_user_id(user_id)?;
         check_label("session_type", session_type)?;
-        self.base_id(&format!("session_{session_type}_{}", user_prefix(user_id)), true, 8)
+        self.base_id(
+            &format!("session_{session_type}_{}", user_prefix(user_id)),
+            true,
+            8,
+        )
     }
 
     /// Base id with prefix `agent_{agent_type}_{u8}`.
     pub fn agent_execution_id(&self, agent_type: &str, user_id: &str) -> Result<String, IdError> {
         check_user_id(user_id)?;
         check_label("agent_type", agent_type)?;
-        self.base_id(&format!("agent_{agent_type}_{}", user_prefix(user_id)), true, 8)
+        self.base_id(
+            &format!("agent_{agent_type}_{}", user_prefix(user_id)),
+            true,
+            8,
+        )
     }
 
     /// Base id with prefix `msg_{type}_{u8}`, plus `_{last _-part of thread_id, 8 chars}`
@@ -534,8 +548,11 @@ pub fn correlation(thread_id: &str, run_id: &str) -> Option<RunFormat> {
     }
     let tail = rest.strip_prefix(thread_id)?.strip_prefix('_')?;
     let (d, h8) = tail.split_once('_')?;
-    (manager_run_digits(d) && d.bytes().all(|b| b.is_ascii_digit()) && h8.len() == 8 && is_lower_hex(h8))
-        .then_some(RunFormat::Manager)
+    (manager_run_digits(d)
+        && d.bytes().all(|b| b.is_ascii_digit())
+        && h8.len() == 8
+        && is_lower_hex(h8))
+    .then_some(RunFormat::Manager)
 }
 
 // ---- small shared helpers -------------------------------------------------------
@@ -556,7 +573,8 @@ fn push_u64(out: &mut String, v: u64) {
 }
 
 fn is_lower_hex(s: &str) -> bool {
-    s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    s.bytes()
+        .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
 
 fn parse_digits(s: &str) -> Option<u64> {
@@ -581,7 +599,9 @@ fn user_prefix(user_id: &str) -> &str {
 
 fn seconds_to_ms(ts: f64) -> Result<u64, IdError> {
     if !ts.is_finite() || !(0.0..=253_402_300_799.0).contains(&ts) {
-        return Err(IdError::Timestamp { value: ts.to_string() });
+        return Err(IdError::Timestamp {
+            value: ts.to_string(),
+        });
     }
     Ok((ts * 1000.0) as u64)
 }
@@ -672,7 +692,10 @@ mod tests {
         assert_eq!((t.counter, r.counter, q.counter), (1, 1, 2));
         assert_eq!(t.random, r.random);
         assert!(is_h8(&t.random) && is_h8(&q.random));
-        assert_eq!(&ids.thread_id["thread_".len()..], &ids.run_id["run_".len()..]);
+        assert_eq!(
+            &ids.thread_id["thread_".len()..],
+            &ids.run_id["run_".len()..]
+        );
         assert!(ids.thread_id.starts_with("thread_websocket_factory_1_"));
         assert!(ids.request_id.starts_with("req_websocket_factory_2_"));
         // One counter step per call.
@@ -687,8 +710,19 @@ mod tests {
         assert!(a.starts_with(&format!("req_{T0}_1_")), "{a}");
         assert_eq!(a.len(), format!("req_{T0}_1_").len() + 8);
         assert_eq!(g.base_id("req", false, 8).unwrap(), format!("req_{T0}_2"));
-        assert_eq!(g.base_id("x", true, 5).unwrap().rsplit('_').next().unwrap().len(), 5);
-        assert!(matches!(g.base_id("x", true, 0), Err(IdError::RandomLength { value: 0 })));
+        assert_eq!(
+            g.base_id("x", true, 5)
+                .unwrap()
+                .rsplit('_')
+                .next()
+                .unwrap()
+                .len(),
+            5
+        );
+        assert!(matches!(
+            g.base_id("x", true, 0),
+            Err(IdError::RandomLength { value: 0 })
+        ));
         assert!(g.base_id("", true, 8).is_err());
         assert!(g.base_id("a b", true, 8).is_err());
     }
@@ -698,10 +732,15 @@ mod tests {
         let (g, _) = generator();
         let c = g.websocket_client_id("user-1234567890", None).unwrap();
         assert!(c.starts_with(&format!("ws_client_user-123_{T0}_1_")), "{c}");
-        let c = g.websocket_connection_id("bob", Some(1_700_000_000.5)).unwrap();
+        let c = g
+            .websocket_connection_id("bob", Some(1_700_000_000.5))
+            .unwrap();
         assert!(c.starts_with("ws_conn_bob_1700000000500_2_"), "{c}");
         let s = g.session_id("alice_long_name", "web").unwrap();
-        assert!(s.starts_with(&format!("session_web_alice_lo_{T0}_3_")), "{s}");
+        assert!(
+            s.starts_with(&format!("session_web_alice_lo_{T0}_3_")),
+            "{s}"
+        );
         let a = g.agent_execution_id("triage", "bob").unwrap();
         assert!(a.starts_with(&format!("agent_triage_bob_{T0}_4_")), "{a}");
         let m = g.message_id("chat", "bob", None).unwrap();
@@ -709,7 +748,10 @@ mod tests {
         let m = g
             .message_id("chat", "bob", Some("thread_ws_7_abcdef1234"))
             .unwrap();
-        assert!(m.starts_with(&format!("msg_chat_bob_abcdef12_{T0}_6_")), "{m}");
+        assert!(
+            m.starts_with(&format!("msg_chat_bob_abcdef12_{T0}_6_")),
+            "{m}"
+        );
         assert_eq!(parse_id(&m).unwrap().prefix, "msg_chat_bob_abcdef12");
         let simple = g.simple_id("conn").unwrap();
         assert!(simple.starts_with("conn_") && is_h8(&simple[5..]));
@@ -722,7 +764,14 @@ mod tests {
     fn batch_shares_one_ms() {
         let (g, clock) = generator();
         let ids = g.batch_ids("evt", 3, false).unwrap();
-        assert_eq!(ids, vec![format!("evt_{T0}_1"), format!("evt_{T0}_2"), format!("evt_{T0}_3")]);
+        assert_eq!(
+            ids,
+            vec![
+                format!("evt_{T0}_1"),
+                format!("evt_{T0}_2"),
+                format!("evt_{T0}_3")
+            ]
+        );
         clock.advance(5);
         assert_eq!(g.batch_ids("evt", 0, true).unwrap().len(), 0);
         assert!(g.batch_ids("evt", MAX_BATCH + 1, true).is_err());
@@ -735,11 +784,25 @@ mod tests {
         assert_eq!((c.timestamp_ms, c.counter), (1_700_000_000_000, 42));
         assert_eq!(c.random, "deadbeef");
         let c = parse_id("req_1700000000000_7").unwrap();
-        assert_eq!((c.prefix.as_str(), c.counter, c.random.as_str()), ("req", 7, ""));
+        assert_eq!(
+            (c.prefix.as_str(), c.counter, c.random.as_str()),
+            ("req", 7, "")
+        );
         // Both readings parse; the one with a 13-digit timestamp wins.
         let c = parse_id("id_42_1700000000000_5").unwrap();
-        assert_eq!((c.prefix.as_str(), c.timestamp_ms, c.counter), ("id_42", 1_700_000_000_000, 5));
-        for bad in ["", "_", "a_b", "x_1_2_XYZ", "_1_2", "x_-1_2", "x_99999999999999999999999_1"] {
+        assert_eq!(
+            (c.prefix.as_str(), c.timestamp_ms, c.counter),
+            ("id_42", 1_700_000_000_000, 5)
+        );
+        for bad in [
+            "",
+            "_",
+            "a_b",
+            "x_1_2_XYZ",
+            "_1_2",
+            "x_-1_2",
+            "x_99999999999999999999999_1",
+        ] {
             assert!(parse_id(bad).is_err(), "{bad}");
         }
     }
@@ -779,37 +842,60 @@ mod tests {
             thread_id_for_run("run_thread_consistency_test_5_abcd1234").unwrap(),
             "thread_thread_consistency_test_5_abcd1234"
         );
-        assert!(are_correlated("thread_consistency_test", "run_thread_consistency_test_5_abcd1234"));
+        assert!(are_correlated(
+            "thread_consistency_test",
+            "run_thread_consistency_test_5_abcd1234"
+        ));
         assert!(are_correlated(
             "thread_thread_consistency_test_5_abcd1234",
             "run_thread_consistency_test_5_abcd1234"
         ));
         // A prefix of the thread is not the thread.
-        assert!(!are_correlated("thread_consistency", "run_thread_consistency_test_5_abcd1234"));
-        assert!(!are_correlated("thread_consistency_test_5", "run_thread_consistency_test_5_abcd1234"));
+        assert!(!are_correlated(
+            "thread_consistency",
+            "run_thread_consistency_test_5_abcd1234"
+        ));
+        assert!(!are_correlated(
+            "thread_consistency_test_5",
+            "run_thread_consistency_test_5_abcd1234"
+        ));
     }
 
     #[test]
     fn generator_and_manager_runs_correlate_with_their_threads() {
         let (g, clock) = generator();
         let ids = g.user_context_ids("u1", "websocket_factory").unwrap();
-        assert_eq!(correlation(&ids.thread_id, &ids.run_id), Some(RunFormat::Generator));
+        assert_eq!(
+            correlation(&ids.thread_id, &ids.run_id),
+            Some(RunFormat::Generator)
+        );
         assert_eq!(thread_id_for_run(&ids.run_id).unwrap(), ids.thread_id);
         let other = g.user_context_ids("u1", "websocket_factory").unwrap();
         assert!(!are_correlated(&ids.thread_id, &other.run_id));
         clock.set(1_700_000_012_345);
         let mr = g.manager_run_id("different-thread-abcd1234").unwrap();
-        assert!(mr.starts_with("run_different-thread-abcd1234_12345_"), "{mr}");
-        assert_eq!(correlation("different-thread-abcd1234", &mr), Some(RunFormat::Manager));
+        assert!(
+            mr.starts_with("run_different-thread-abcd1234_12345_"),
+            "{mr}"
+        );
+        assert_eq!(
+            correlation("different-thread-abcd1234", &mr),
+            Some(RunFormat::Manager)
+        );
         // Read alone, the generator reading comes first; the manager one is still there.
         let readings = run_readings(&mr);
         assert_eq!(readings[0].format, RunFormat::Generator);
         assert_eq!(readings[1].thread_id, "different-thread-abcd1234");
         let mr2 = g.manager_run_id(&ids.thread_id).unwrap();
         assert!(are_correlated(&ids.thread_id, &mr2));
-        assert!(run_readings(&mr2).iter().any(|r| r.thread_id == ids.thread_id));
+        assert!(run_readings(&mr2)
+            .iter()
+            .any(|r| r.thread_id == ids.thread_id));
         // ms % 100000 == 0 prints "0".
-        clock.set(1_700_000_000_000);
+        let g = IdGenerator::new(
+            Arc::new(ManualClock::new(1_700_000_000_000)),
+            SeededEntropy::from_seed(2),
+        );
         let z = g.manager_run_id("t").unwrap();
         assert!(z.starts_with("run_t_0_"), "{z}");
         assert!(are_correlated("t", &z));

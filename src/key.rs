@@ -160,12 +160,28 @@ mod tests {
 
     #[test]
     fn seed_legacy_key() {
-        let k = IsolationKey::parse("user123_thread_websocket_factory_1234567890_abc_def123_run456").unwrap();
+        let k =
+            IsolationKey::parse("user123_thread_websocket_factory_1234567890_abc_def123_run456")
+                .unwrap();
         assert_eq!(k.user_id(), "user123");
-        assert_eq!(k.thread_id(), "thread_websocket_factory_1234567890_abc_def123");
-        assert_eq!(k.form(), KeyForm::Legacy { run_token: "run456".into() });
-        assert_eq!(k.to_string(), "user123_thread_websocket_factory_1234567890_abc_def123_run456");
-        assert_eq!(k.canonical(), "user123:thread_websocket_factory_1234567890_abc_def123");
+        assert_eq!(
+            k.thread_id(),
+            "thread_websocket_factory_1234567890_abc_def123"
+        );
+        assert_eq!(
+            k.form(),
+            KeyForm::Legacy {
+                run_token: "run456".into()
+            }
+        );
+        assert_eq!(
+            k.to_string(),
+            "user123_thread_websocket_factory_1234567890_abc_def123_run456"
+        );
+        assert_eq!(
+            k.canonical(),
+            "user123:thread_websocket_factory_1234567890_abc_def123"
+        );
     }
 
     #[test]
@@ -181,8 +197,16 @@ mod tests {
     #[test]
     fn bad_keys_are_clear_errors() {
         for bad in [
-            "", ":", "u:", ":t", "plain", "user123_thread_", "user123_thread_x", "_thread_a_b",
-            "u:\n", "u\0:t",
+            "",
+            ":",
+            "u:",
+            ":t",
+            "plain",
+            "user123_thread_",
+            "user123_thread_x",
+            "_thread_a_b",
+            "u:\n",
+            "u\0:t",
         ] {
             let e = IsolationKey::parse(bad).unwrap_err();
             assert!(e.to_string().contains("does not parse"), "{bad:?}: {e}");

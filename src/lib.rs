@@ -23,9 +23,9 @@ pub mod registry;
 pub mod session;
 pub mod tracker;
 
-pub use clock::{Clock, ManualClock};
 #[cfg(feature = "std")]
 pub use clock::SystemClock;
+pub use clock::{Clock, ManualClock};
 pub use context::{Metadata, UserContext, ValidationRules};
 pub use entropy::{Entropy, SeededEntropy};
 pub use error::{ContextError, IdError, KeyError, RegistryError, ReportError, SessionError};

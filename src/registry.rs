@@ -192,12 +192,23 @@ pub enum CleanupReason {
 pub enum EventKind {
     Created,
     Reused,
-    CleanedUp { reason: CleanupReason },
-    LimitExceeded { count: usize, max: usize },
-    ConnectionAdded { connection_id: String },
-    ConnectionRemoved { connection_id: String },
+    CleanedUp {
+        reason: CleanupReason,
+    },
+    LimitExceeded {
+        count: usize,
+        max: usize,
+    },
+    ConnectionAdded {
+        connection_id: String,
+    },
+    ConnectionRemoved {
+        connection_id: String,
+    },
     /// All connections closed; the manager is inactive from now on.
-    Deactivated { connections: usize },
+    Deactivated {
+        connections: usize,
+    },
 }
 
 /// One change of the registry, drained by the caller (a tracker follows the lifecycle
@@ -598,9 +609,10 @@ impl Registry {
     }
 
     fn live_slot(&self, key: &str) -> Result<u32, RegistryError> {
-        self.slot_of(key).ok_or_else(|| RegistryError::UnknownManager {
-            key: key.to_owned(),
-        })
+        self.slot_of(key)
+            .ok_or_else(|| RegistryError::UnknownManager {
+                key: key.to_owned(),
+            })
     }
 
     /// Adds (or replaces, by id) a connection. A connection of another user is an
@@ -611,7 +623,8 @@ impl Registry {
         connection: Connection,
         now_ms: u64,
     ) -> Result<(), RegistryError> {
-        check_text("connection_id", &connection.connection_id).map_err(crate::error::ContextError::from)?;
+        check_text("connection_id", &connection.connection_id)
+            .map_err(crate::error::ContextError::from)?;
         let slot = self.live_slot(key)?;
         let m = self.at(slot).expect("indexed slot holds a manager");
         if connection.user_id != m.user_id() {
@@ -646,7 +659,12 @@ impl Registry {
         if added {
             self.connections += 1;
         }
-        self.emit(EventKind::ConnectionAdded { connection_id: cid }, Some(id), &k, now_ms);
+        self.emit(
+            EventKind::ConnectionAdded { connection_id: cid },
+            Some(id),
+            &k,
+            now_ms,
+        );
         Ok(())
     }
 
@@ -659,7 +677,11 @@ impl Registry {
     ) -> Result<bool, RegistryError> {
         let slot = self.live_slot(key)?;
         let m = self.at_mut(slot).expect("indexed slot holds a manager");
-        let Some(i) = m.connections.iter().position(|c| c.connection_id == connection_id) else {
+        let Some(i) = m
+            .connections
+            .iter()
+            .position(|c| c.connection_id == connection_id)
+        else {
             return Ok(false);
         };
         m.connections.remove(i);
@@ -690,7 +712,12 @@ impl Registry {
         if was_active {
             self.inactive += 1;
         }
-        self.emit(EventKind::Deactivated { connections: n }, Some(id), &k, now_ms);
+        self.emit(
+            EventKind::Deactivated { connections: n },
+            Some(id),
+            &k,
+            now_ms,
+        );
         Ok(n)
     }
 
@@ -729,7 +756,11 @@ impl Registry {
         }
         m.last_activity_ms = now_ms.max(m.last_activity_ms);
         m.messages_routed += 1;
-        let out: Vec<String> = m.connections.iter().map(|c| c.connection_id.clone()).collect();
+        let out: Vec<String> = m
+            .connections
+            .iter()
+            .map(|c| c.connection_id.clone())
+            .collect();
         self.stats.messages_routed += 1;
         Ok(out)
     }
@@ -850,7 +881,10 @@ mod tests {
                 max: 20
             }
         );
-        assert_eq!(e.to_string(), "User u1 has reached the maximum number of WebSocket managers (20).");
+        assert_eq!(
+            e.to_string(),
+            "User u1 has reached the maximum number of WebSocket managers (20)."
+        );
         assert_eq!(r.stats().limit_hits, 1);
         // Eleven seconds later every unconnected manager is stale: room again.
         let c = r.create(ctx("u1", "thread_20"), 11_001).unwrap();
@@ -866,9 +900,15 @@ mod tests {
         }
         r.deactivate("u1:thread_0", 0).unwrap();
         // 11 < 12: no cleanup yet.
-        assert_eq!(r.create(ctx("u1", "thread_11"), 0).unwrap().stale_cleaned, 0);
+        assert_eq!(
+            r.create(ctx("u1", "thread_11"), 0).unwrap().stale_cleaned,
+            0
+        );
         // At 12 the inactive one goes.
-        assert_eq!(r.create(ctx("u1", "thread_12"), 0).unwrap().stale_cleaned, 1);
+        assert_eq!(
+            r.create(ctx("u1", "thread_12"), 0).unwrap().stale_cleaned,
+            1
+        );
         assert_eq!(r.user_count("u1"), 12);
     }
 
@@ -889,25 +929,41 @@ mod tests {
     fn connections_are_isolated() {
         let mut r = Registry::new(RegistryConfig::default()).unwrap();
         r.create(ctx("u1", "thread_a"), 0).unwrap();
-        r.add_connection("u1:thread_a", conn("c1", "u1"), 1).unwrap();
-        let e = r.add_connection("u1:thread_a", conn("c2", "u2"), 1).unwrap_err();
+        r.add_connection("u1:thread_a", conn("c1", "u1"), 1)
+            .unwrap();
+        let e = r
+            .add_connection("u1:thread_a", conn("c2", "u2"), 1)
+            .unwrap_err();
         assert!(matches!(e, RegistryError::IsolationViolation { .. }));
         assert_eq!(r.get("u1:thread_a").unwrap().connections().len(), 1);
-        assert_eq!(r.send_to_user("u1:thread_a", "u1", 2).unwrap(), vec!["c1".to_string()]);
+        assert_eq!(
+            r.send_to_user("u1:thread_a", "u1", 2).unwrap(),
+            vec!["c1".to_string()]
+        );
         assert!(r.send_to_user("u1:thread_a", "u2", 2).is_err());
         assert!(r.remove_connection("u1:thread_a", "c1", 3).unwrap());
         assert!(!r.remove_connection("u1:thread_a", "c1", 3).unwrap());
-        assert!(matches!(r.touch("nope:x", 0), Err(RegistryError::UnknownManager { .. })));
+        assert!(matches!(
+            r.touch("nope:x", 0),
+            Err(RegistryError::UnknownManager { .. })
+        ));
     }
 
     #[test]
     fn legacy_key_finds_the_manager() {
         let mut r = Registry::new(RegistryConfig::default()).unwrap();
-        r.create(ctx("user123", "thread_websocket_factory_1234567890_abc_def123"), 0).unwrap();
+        r.create(
+            ctx("user123", "thread_websocket_factory_1234567890_abc_def123"),
+            0,
+        )
+        .unwrap();
         assert!(r
             .get("user123_thread_websocket_factory_1234567890_abc_def123_run456")
             .is_some());
-        assert!(r.cleanup("user123_thread_websocket_factory_1234567890_abc_def123_run456", 1));
+        assert!(r.cleanup(
+            "user123_thread_websocket_factory_1234567890_abc_def123_run456",
+            1
+        ));
         assert!(r.is_empty());
     }
 
@@ -916,17 +972,28 @@ mod tests {
         let mut r = Registry::new(RegistryConfig::default()).unwrap();
         r.create(ctx("u1", "thread_ws_5_abcd1234"), 0).unwrap();
         r.create(ctx("u1", "ws"), 0).unwrap();
-        assert_eq!(r.find_by_run("u1", "run_ws_5_abcd1234").unwrap().thread_id(), "thread_ws_5_abcd1234");
+        assert_eq!(
+            r.find_by_run("u1", "run_ws_5_abcd1234")
+                .unwrap()
+                .thread_id(),
+            "thread_ws_5_abcd1234"
+        );
         assert!(r.find_by_run("u2", "run_ws_5_abcd1234").is_none());
         r.cleanup("u1:thread_ws_5_abcd1234", 0);
-        assert_eq!(r.find_by_run("u1", "run_ws_5_abcd1234").unwrap().thread_id(), "ws");
+        assert_eq!(
+            r.find_by_run("u1", "run_ws_5_abcd1234")
+                .unwrap()
+                .thread_id(),
+            "ws"
+        );
     }
 
     #[test]
     fn events_follow_the_lifecycle() {
         let mut r = Registry::new(RegistryConfig::default()).unwrap();
         let c = r.create(ctx("u1", "thread_a"), 0).unwrap();
-        r.add_connection("u1:thread_a", conn("c1", "u1"), 1).unwrap();
+        r.add_connection("u1:thread_a", conn("c1", "u1"), 1)
+            .unwrap();
         r.cleanup("u1:thread_a", 2);
         let ev = r.drain_events();
         let kinds: Vec<_> = ev.iter().map(|e| e.kind.clone()).collect();
@@ -934,8 +1001,12 @@ mod tests {
             kinds,
             vec![
                 EventKind::Created,
-                EventKind::ConnectionAdded { connection_id: "c1".into() },
-                EventKind::CleanedUp { reason: CleanupReason::Explicit }
+                EventKind::ConnectionAdded {
+                    connection_id: "c1".into()
+                },
+                EventKind::CleanedUp {
+                    reason: CleanupReason::Explicit
+                }
             ]
         );
         assert_eq!((ev[0].user_id(), ev[0].thread_id()), ("u1", "thread_a"));
@@ -955,7 +1026,14 @@ mod tests {
         assert_eq!(r.expire_idle(120), 1);
         assert_eq!(r.shutdown(130), 1);
         let s = r.stats();
-        assert_eq!((s.managers_created, s.managers_cleaned_up, s.managers_registered), (2, 2, 0));
+        assert_eq!(
+            (
+                s.managers_created,
+                s.managers_cleaned_up,
+                s.managers_registered
+            ),
+            (2, 2, 0)
+        );
     }
 
     #[test]
@@ -965,6 +1043,9 @@ mod tests {
             ..RegistryConfig::default()
         })
         .unwrap_err();
-        assert_eq!(e.to_string(), "registry setting max_managers_per_user = 0 is invalid: expected 1 to 1000000");
+        assert_eq!(
+            e.to_string(),
+            "registry setting max_managers_per_user = 0 is invalid: expected 1 to 1000000"
+        );
     }
 }

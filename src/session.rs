@@ -80,7 +80,9 @@ impl SessionStore {
         let slot = thread_id.unwrap_or(DEFAULT_SLOT);
 
         if let Some(s) = self.by_user.get_mut(user_id).and_then(|m| m.get_mut(slot)) {
-            let minted = ids.user_context_ids(user_id, operation).map_err(crate::error::ContextError::from)?;
+            let minted = ids
+                .user_context_ids(user_id, operation)
+                .map_err(crate::error::ContextError::from)?;
             if let Some(r) = run_id {
                 if r != s.run_id {
                     s.run_id = r.to_owned();
@@ -97,12 +99,15 @@ impl SessionStore {
             });
         }
 
-        let minted = ids.user_context_ids(user_id, operation).map_err(crate::error::ContextError::from)?;
+        let minted = ids
+            .user_context_ids(user_id, operation)
+            .map_err(crate::error::ContextError::from)?;
         let (thread, run) = match (thread_id, run_id) {
             (Some(t), Some(r)) => (t.to_owned(), r.to_owned()),
             (Some(t), None) => (
                 t.to_owned(),
-                ids.manager_run_id(t).map_err(crate::error::ContextError::from)?,
+                ids.manager_run_id(t)
+                    .map_err(crate::error::ContextError::from)?,
             ),
             (None, Some(r)) => (minted.thread_id, r.to_owned()),
             (None, None) => (minted.thread_id, minted.run_id),
@@ -194,7 +199,10 @@ mod tests {
     use std::sync::Arc;
 
     fn ids() -> IdGenerator {
-        IdGenerator::new(Arc::new(ManualClock::new(1_764_000_000_000)), SeededEntropy::from_seed(9))
+        IdGenerator::new(
+            Arc::new(ManualClock::new(1_764_000_000_000)),
+            SeededEntropy::from_seed(9),
+        )
     }
 
     #[test]
@@ -202,13 +210,17 @@ mod tests {
         let g = ids();
         let mut s = SessionStore::new(ValidationRules::PRODUCTION);
         let a = s.get_or_create(&g, "u1", None, None, "session", 0).unwrap();
-        let b = s.get_or_create(&g, "u1", None, None, "session", 10).unwrap();
+        let b = s
+            .get_or_create(&g, "u1", None, None, "session", 10)
+            .unwrap();
         assert!(a.created && !b.created);
         assert_eq!(a.thread_id, b.thread_id);
         assert_eq!(a.run_id, b.run_id);
         assert_ne!(a.request_id, b.request_id);
         assert!(crate::ids::are_correlated(&a.thread_id, &a.run_id));
-        let c = s.get_or_create(&g, "u1", None, Some("run_other_1_abcdef12"), "session", 20).unwrap();
+        let c = s
+            .get_or_create(&g, "u1", None, Some("run_other_1_abcdef12"), "session", 20)
+            .unwrap();
         assert_eq!(c.thread_id, a.thread_id);
         assert_eq!(c.run_id, "run_other_1_abcdef12");
         assert_eq!(s.active_count(), 1);
@@ -218,10 +230,17 @@ mod tests {
     fn given_thread_is_kept_and_gets_a_correlated_run() {
         let g = ids();
         let mut s = SessionStore::new(ValidationRules::PRODUCTION);
-        let a = s.get_or_create(&g, "u1", Some("thread_chat_9_abcdef12"), None, "session", 0).unwrap();
+        let a = s
+            .get_or_create(&g, "u1", Some("thread_chat_9_abcdef12"), None, "session", 0)
+            .unwrap();
         assert_eq!(a.thread_id, "thread_chat_9_abcdef12");
         assert!(crate::ids::are_correlated(&a.thread_id, &a.run_id));
-        assert_eq!(s.get_existing("u1", Some("thread_chat_9_abcdef12")).unwrap().thread_id, a.thread_id);
+        assert_eq!(
+            s.get_existing("u1", Some("thread_chat_9_abcdef12"))
+                .unwrap()
+                .thread_id,
+            a.thread_id
+        );
         assert!(s.get_existing("u1", None).is_none());
     }
 
@@ -230,8 +249,10 @@ mod tests {
         let g = ids();
         let mut s = SessionStore::new(ValidationRules::PRODUCTION);
         s.get_or_create(&g, "u1", None, None, "session", 0).unwrap();
-        s.get_or_create(&g, "u1", Some("thread_b"), None, "session", 500).unwrap();
-        s.get_or_create(&g, "u2", None, None, "session", 900).unwrap();
+        s.get_or_create(&g, "u1", Some("thread_b"), None, "session", 500)
+            .unwrap();
+        s.get_or_create(&g, "u2", None, None, "session", 900)
+            .unwrap();
         assert_eq!(s.active_count(), 3);
         assert_eq!(s.cleanup_expired(1_000, 600), 1);
         assert_eq!(s.user_count("u1"), 1);
@@ -244,8 +265,12 @@ mod tests {
     fn bad_input_changes_nothing() {
         let g = ids();
         let mut s = SessionStore::new(ValidationRules::PRODUCTION);
-        assert!(s.get_or_create(&g, "a:b", None, None, "session", 0).is_err());
-        assert!(s.get_or_create(&g, "u1", Some(" "), None, "session", 0).is_err());
+        assert!(s
+            .get_or_create(&g, "a:b", None, None, "session", 0)
+            .is_err());
+        assert!(s
+            .get_or_create(&g, "u1", Some(" "), None, "session", 0)
+            .is_err());
         assert!(s.get_or_create(&g, "u1", None, None, "bad op", 0).is_err());
         assert_eq!(s.active_count(), 0);
     }

@@ -265,7 +265,10 @@ mod ordered_map {
     use serde::de::{Deserialize, Deserializer, MapAccess, Visitor};
     use serde::ser::{SerializeMap, Serializer};
 
-    pub fn serialize<S: Serializer, V: serde::Serialize>(v: &[(String, V)], s: S) -> Result<S::Ok, S::Error> {
+    pub fn serialize<S: Serializer, V: serde::Serialize>(
+        v: &[(String, V)],
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
         let mut m = s.serialize_map(Some(v.len()))?;
         for (k, x) in v {
             m.serialize_entry(k, x)?;
@@ -273,7 +276,9 @@ mod ordered_map {
         m.end()
     }
 
-    pub fn deserialize<'de, D: Deserializer<'de>, V: Deserialize<'de>>(d: D) -> Result<Vec<(String, V)>, D::Error> {
+    pub fn deserialize<'de, D: Deserializer<'de>, V: Deserialize<'de>>(
+        d: D,
+    ) -> Result<Vec<(String, V)>, D::Error> {
         struct Ordered<V>(std::marker::PhantomData<V>);
         impl<'de, V: Deserialize<'de>> Visitor<'de> for Ordered<V> {
             type Value = Vec<(String, V)>;
@@ -393,7 +398,11 @@ impl Tracker {
     /// Records one snapshot. The thread id of an isolation key comes from the key
     /// parser, whole; a key that does not parse is kept whole and recorded as a WARNING
     /// violation. Disagreeing thread ids record a CRITICAL `thread_id_mismatch`.
-    pub fn take_snapshot(&mut self, input: SnapshotInput<'_>, now_ms: u64) -> Result<SnapshotOutcome, ReportError> {
+    pub fn take_snapshot(
+        &mut self,
+        input: SnapshotInput<'_>,
+        now_ms: u64,
+    ) -> Result<SnapshotOutcome, ReportError> {
         check_name("operation", input.operation)?;
         self.frozen_at_ms = None;
         let index = self.totals.snapshots;
@@ -424,7 +433,10 @@ impl Tracker {
         snap.mismatch = snap.has_mismatch();
         if let Some(problem) = key_problem {
             let mut details = Metadata::new();
-            details.insert("isolation_key".into(), input.isolation_key.unwrap_or_default().into());
+            details.insert(
+                "isolation_key".into(),
+                input.isolation_key.unwrap_or_default().into(),
+            );
             details.insert("error".into(), problem.into());
             violations.push(self.push_violation(Violation {
                 index: 0,
@@ -538,7 +550,8 @@ impl Tracker {
         match t.operation_index.get(&op) {
             Some(&i) => t.operation_violations[i].1 += 1,
             None => {
-                t.operation_index.insert(op.clone(), t.operation_violations.len());
+                t.operation_index
+                    .insert(op.clone(), t.operation_violations.len());
                 t.operation_violations.push((op, 1));
             }
         }
@@ -673,7 +686,11 @@ impl Tracker {
             unique_thread_ids_found: t.thread_ids.len() as u64,
             thread_ids: t.thread_ids.iter().map(s).collect(),
             inconsistent_snapshots: t.inconsistent,
-            operation_violations: t.operation_violations.iter().map(|(o, n)| (o.to_string(), *n)).collect(),
+            operation_violations: t
+                .operation_violations
+                .iter()
+                .map(|(o, n)| (o.to_string(), *n))
+                .collect(),
             consistency_score: score(t.snapshots, t.inconsistent),
             analysis_duration: now.saturating_sub(self.started_ms) as f64 / 1000.0,
             thread_ids_by_user: by_user,
@@ -690,7 +707,8 @@ impl Tracker {
     pub fn report_text(&self, now_ms: u64) -> String {
         let t = &self.totals;
         let now = self.effective_now(now_ms);
-        let mut out = String::with_capacity(256 + self.snapshots.len() * 320 + self.violations.len() * 400);
+        let mut out =
+            String::with_capacity(256 + self.snapshots.len() * 320 + self.violations.len() * 400);
         let dur = now.saturating_sub(self.started_ms) as f64 / 1000.0;
         let _ = writeln!(out, "=== THREAD_ID CONSISTENCY TRACKING REPORT ===");
         let _ = writeln!(out, "Tracking Duration: {dur:.2}s");
@@ -730,7 +748,11 @@ impl Tracker {
             }
             for v in &self.violations {
                 let _ = writeln!(out, "  [{}] {} ({})", v.index, v.kind, v.severity);
-                let _ = writeln!(out, "      Operation: {}", v.operation.as_deref().unwrap_or("unknown"));
+                let _ = writeln!(
+                    out,
+                    "      Operation: {}",
+                    v.operation.as_deref().unwrap_or("unknown")
+                );
                 if let Some(sum) = &v.thread_id_summary {
                     out.push_str("      Thread IDs: {");
                     for (i, (label, id)) in sum.entries().iter().enumerate() {
@@ -752,7 +774,11 @@ impl Tracker {
             }
         }
         out.push_str("ANALYSIS:\n");
-        let _ = writeln!(out, "  Consistency Score: {:.1}%", score(t.snapshots, t.inconsistent));
+        let _ = writeln!(
+            out,
+            "  Consistency Score: {:.1}%",
+            score(t.snapshots, t.inconsistent)
+        );
         let _ = writeln!(out, "  Unique Thread IDs: {}", t.thread_ids.len());
         out.push_str("  Thread IDs Found: [");
         for (i, id) in t.thread_ids.iter().enumerate() {
@@ -811,7 +837,8 @@ impl Tracker {
             #[serde(borrow)]
             schema: Option<Cow<'a, str>>,
         }
-        let head: Head = serde_json::from_str(text).map_err(|e| ReportError::Json(e.to_string()))?;
+        let head: Head =
+            serde_json::from_str(text).map_err(|e| ReportError::Json(e.to_string()))?;
         match head.schema {
             Some(s) if s == SCHEMA => {}
             other => {
@@ -844,11 +871,16 @@ impl Tracker {
             if prev.is_some_and(|p| r.index <= p) {
                 return Err(field(
                     &format!("snapshots[{i}].index"),
-                    format!("{} does not follow {}: expected increasing indexes", r.index, prev.unwrap_or(0)),
+                    format!(
+                        "{} does not follow {}: expected increasing indexes",
+                        r.index,
+                        prev.unwrap_or(0)
+                    ),
                 ));
             }
             prev = Some(r.index);
-            check_name("operation", &r.operation).map_err(|e| field(&format!("snapshots[{i}].operation"), e.to_string()))?;
+            check_name("operation", &r.operation)
+                .map_err(|e| field(&format!("snapshots[{i}].operation"), e.to_string()))?;
             let mut snap = Snapshot {
                 index: r.index,
                 timestamp_ms: r.timestamp_ms,
@@ -872,11 +904,16 @@ impl Tracker {
             if prev.is_some_and(|p| v.index <= p) {
                 return Err(field(
                     &format!("violations[{i}].index"),
-                    format!("{} does not follow {}: expected increasing indexes", v.index, prev.unwrap_or(0)),
+                    format!(
+                        "{} does not follow {}: expected increasing indexes",
+                        v.index,
+                        prev.unwrap_or(0)
+                    ),
                 ));
             }
             prev = Some(v.index);
-            check_name("type", &v.kind).map_err(|e| field(&format!("violations[{i}].type"), e.to_string()))?;
+            check_name("type", &v.kind)
+                .map_err(|e| field(&format!("violations[{i}].type"), e.to_string()))?;
             tr.account_violation(&v);
             tr.violations.push_back(v);
         }
@@ -886,7 +923,8 @@ impl Tracker {
         if !complete {
             // A bounded tracker's file: the history before the retained part is known
             // only through its totals.
-            if a.total_snapshots < tr.totals.snapshots || a.total_violations < tr.totals.violations {
+            if a.total_snapshots < tr.totals.snapshots || a.total_violations < tr.totals.violations
+            {
                 return Err(field(
                     "analysis.total_snapshots",
                     format!(
@@ -933,7 +971,8 @@ impl Tracker {
         }
         for (op, n) in &a.operation_violations {
             let op = self.intern(op);
-            t.operation_index.insert(op.clone(), t.operation_violations.len());
+            t.operation_index
+                .insert(op.clone(), t.operation_violations.len());
             t.operation_violations.push((op, *n));
         }
         self.totals = t;
@@ -1018,7 +1057,11 @@ fn json_depth(text: &str) -> usize {
 
 /// Python's `repr` of a `str`, as the seed's report prints dict and list contents.
 pub fn py_repr_str(out: &mut String, s: &str) {
-    let quote = if s.contains('\'') && !s.contains('"') { '"' } else { '\'' };
+    let quote = if s.contains('\'') && !s.contains('"') {
+        '"'
+    } else {
+        '\''
+    };
     out.push(quote);
     for c in s.chars() {
         match c {
@@ -1177,12 +1220,21 @@ ANALYSIS:
         assert_eq!(a.total_snapshots, 3);
         assert_eq!(a.inconsistent_snapshots, 1);
         assert_eq!(a.unique_thread_ids_found, 2);
-        assert_eq!(a.thread_ids, vec![T.to_string(), "different-thread-abcd1234".into()]);
-        assert_eq!(a.operation_violations, vec![("inconsistent_context_creation".to_string(), 1)]);
+        assert_eq!(
+            a.thread_ids,
+            vec![T.to_string(), "different-thread-abcd1234".into()]
+        );
+        assert_eq!(
+            a.operation_violations,
+            vec![("inconsistent_context_creation".to_string(), 1)]
+        );
         assert_eq!(format!("{:.1}", a.consistency_score), "66.7");
         assert_eq!(a.first_divergence, Some(2));
         assert_eq!(a.last_consistent_before_divergence, Some(1));
-        assert_eq!(a.users_with_multiple_thread_ids, vec!["user123".to_string()]);
+        assert_eq!(
+            a.users_with_multiple_thread_ids,
+            vec!["user123".to_string()]
+        );
         assert_eq!(a.analysis_duration, 5.0);
     }
 
@@ -1190,10 +1242,16 @@ ANALYSIS:
     fn unparsable_key_is_kept_whole_and_warned() {
         let mut tr = Tracker::new(0);
         let out = tr
-            .take_snapshot(SnapshotInput::new("manager_creation").isolation_key("garbage"), 1)
+            .take_snapshot(
+                SnapshotInput::new("manager_creation").isolation_key("garbage"),
+                1,
+            )
             .unwrap();
         assert!(!out.mismatch);
-        assert_eq!(tr.snapshots()[0].thread_id_isolation_key.as_deref(), Some("garbage"));
+        assert_eq!(
+            tr.snapshots()[0].thread_id_isolation_key.as_deref(),
+            Some("garbage")
+        );
         assert_eq!(tr.violations()[0].kind, UNPARSABLE_KEY);
         assert_eq!(tr.violations()[0].severity, "WARNING");
     }
@@ -1210,9 +1268,13 @@ ANALYSIS:
             ..Default::default()
         };
         tr.take_snapshot(input, 1).unwrap();
-        let ok = tr.simulate_cleanup_lookup("thread_a", None, None, 2).unwrap();
+        let ok = tr
+            .simulate_cleanup_lookup("thread_a", None, None, 2)
+            .unwrap();
         assert!(!ok.mismatch);
-        let bad = tr.simulate_cleanup_lookup("thread_b", Some("u1"), None, 3).unwrap();
+        let bad = tr
+            .simulate_cleanup_lookup("thread_b", Some("u1"), None, 3)
+            .unwrap();
         assert!(bad.mismatch);
         assert_eq!(tr.total_violations(), 1);
         let s = tr.snapshot(2).unwrap();
@@ -1225,7 +1287,8 @@ ANALYSIS:
         let mut tr = seed_tracker();
         let mut d = Metadata::new();
         d.insert("attempt".into(), 3.into());
-        tr.record_violation("custom", "WARNING", Some("op"), d, 1_641_234_568_000).unwrap();
+        tr.record_violation("custom", "WARNING", Some("op"), d, 1_641_234_568_000)
+            .unwrap();
         let j = tr.to_json(1_641_234_569_000);
         let back = Tracker::from_json(&j, ReportLimits::default()).unwrap();
         assert_eq!(back.to_json(0), j);
@@ -1247,28 +1310,58 @@ ANALYSIS:
         }
         assert_eq!(tr.snapshots().len(), 2);
         let a = tr.analyze(10);
-        assert_eq!((a.total_snapshots, a.inconsistent_snapshots, a.unique_thread_ids_found), (5, 1, 2));
+        assert_eq!(
+            (
+                a.total_snapshots,
+                a.inconsistent_snapshots,
+                a.unique_thread_ids_found
+            ),
+            (5, 1, 2)
+        );
         assert_eq!(a.first_divergence, Some(3));
         let j = tr.to_json(10);
         let back = Tracker::from_json(&j, ReportLimits::default()).unwrap();
         assert_eq!(back.to_json(0), j);
-        assert!(back.report_text(0).contains("(3 earlier snapshots not retained)"));
+        assert!(back
+            .report_text(0)
+            .contains("(3 earlier snapshots not retained)"));
         assert!(Tracker::bounded(0, 0).is_err());
     }
 
     #[test]
     fn bad_json_is_a_clear_error() {
         let lim = ReportLimits::default();
-        assert!(matches!(Tracker::from_json("{", lim), Err(ReportError::Json(_))));
-        assert!(matches!(Tracker::from_json("{\"schema\":\"x/2\"}", lim), Err(ReportError::Schema { .. })));
-        assert!(matches!(Tracker::from_json("[]", lim), Err(ReportError::Json(_))));
+        assert!(matches!(
+            Tracker::from_json("{", lim),
+            Err(ReportError::Json(_))
+        ));
+        assert!(matches!(
+            Tracker::from_json("{\"schema\":\"x/2\"}", lim),
+            Err(ReportError::Schema { .. })
+        ));
+        assert!(matches!(
+            Tracker::from_json("[]", lim),
+            Err(ReportError::Json(_))
+        ));
         let deep = "[".repeat(100_000);
-        assert!(matches!(Tracker::from_json(&deep, lim), Err(ReportError::TooDeep { .. })));
-        let small = ReportLimits { max_bytes: 10, ..lim };
-        assert!(matches!(Tracker::from_json(&"x".repeat(11), small), Err(ReportError::TooLarge { .. })));
+        assert!(matches!(
+            Tracker::from_json(&deep, lim),
+            Err(ReportError::TooDeep { .. })
+        ));
+        let small = ReportLimits {
+            max_bytes: 10,
+            ..lim
+        };
+        assert!(matches!(
+            Tracker::from_json(&"x".repeat(11), small),
+            Err(ReportError::TooLarge { .. })
+        ));
         let j = seed_tracker().to_json(5);
         let truncated = &j[..j.len() / 2];
-        assert!(matches!(Tracker::from_json(truncated, lim), Err(ReportError::Json(_))));
+        assert!(matches!(
+            Tracker::from_json(truncated, lim),
+            Err(ReportError::Json(_))
+        ));
     }
 
     #[test]
