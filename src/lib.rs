@@ -33,4 +33,4 @@ pub use ids::{are_correlated, parse_id, run_readings, thread_id_for_run, IdGener
 pub use key::IsolationKey;
 pub use registry::{Connection, ManagerId, Registry, RegistryConfig, RegistryEvent};
 pub use session::SessionStore;
-pub use tracker::{Analysis, ReportLimits, SnapshotInput, Tracker};
+pub use tracker::{Analysis, Comparison, ReportLimits, SnapshotFilter, SnapshotInput, Tracker};

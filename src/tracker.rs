@@ -979,6 +979,127 @@ impl Tracker {
     }
 }
 
+/// Which snapshots to show: every given condition must hold.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct SnapshotFilter {
+    /// The snapshot's user, exactly.
+    pub user_id: Option<String>,
+    /// The snapshot's operation, exactly.
+    pub operation: Option<String>,
+    /// A substring of any of the four thread ids.
+    pub thread_id: Option<String>,
+    /// Only snapshots whose thread ids disagree.
+    pub mismatches_only: bool,
+}
+
+impl SnapshotFilter {
+    pub fn matches(&self, s: &Snapshot) -> bool {
+        if let Some(u) = self.user_id.as_deref().filter(|u| !u.is_empty()) {
+            if s.user_id.as_deref() != Some(u) {
+                return false;
+            }
+        }
+        if let Some(o) = self.operation.as_deref().filter(|o| !o.is_empty()) {
+            if &*s.operation != o {
+                return false;
+            }
+        }
+        if let Some(t) = self.thread_id.as_deref().filter(|t| !t.is_empty()) {
+            if !s
+                .thread_ids()
+                .iter()
+                .any(|(_, id)| id.is_some_and(|id| id.contains(t)))
+            {
+                return false;
+            }
+        }
+        !self.mismatches_only || s.mismatch
+    }
+}
+
+impl Tracker {
+    /// Positions (0 = oldest retained) of the retained snapshots the filter keeps.
+    pub fn filter_positions(&self, filter: &SnapshotFilter) -> Vec<u32> {
+        self.snapshots
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| filter.matches(s))
+            .map(|(i, _)| i as u32)
+            .collect()
+    }
+}
+
+/// Two reports side by side (before and after a fix).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Comparison {
+    pub score_before: f64,
+    pub score_after: f64,
+    pub score_delta: f64,
+    pub violations_before: u64,
+    pub violations_after: u64,
+    pub violations_delta: i64,
+    pub inconsistent_delta: i64,
+    pub unique_thread_ids_delta: i64,
+    pub leaked_managers_delta: i64,
+    /// Operations whose violation count changed: (operation, before, after), in the
+    /// order they first appear in `before`, then in `after`.
+    pub changed_operations: Vec<OperationChange>,
+}
+
+/// One operation's violation count in two reports.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OperationChange {
+    pub operation: String,
+    pub before: u64,
+    pub after: u64,
+}
+
+impl Comparison {
+    pub fn between(before: &Analysis, after: &Analysis) -> Self {
+        let d = |a: u64, b: u64| b as i64 - a as i64;
+        let count = |a: &Analysis, op: &str| {
+            a.operation_violations
+                .iter()
+                .find(|(o, _)| o == op)
+                .map_or(0, |(_, n)| *n)
+        };
+        let mut changed: Vec<OperationChange> = Vec::new();
+        for (op, _) in before
+            .operation_violations
+            .iter()
+            .chain(&after.operation_violations)
+        {
+            if changed.iter().any(|c| &c.operation == op) {
+                continue;
+            }
+            let (b, a) = (count(before, op), count(after, op));
+            if a != b {
+                changed.push(OperationChange {
+                    operation: op.clone(),
+                    before: b,
+                    after: a,
+                });
+            }
+        }
+        Comparison {
+            score_before: before.consistency_score,
+            score_after: after.consistency_score,
+            score_delta: after.consistency_score - before.consistency_score,
+            violations_before: before.total_violations,
+            violations_after: after.total_violations,
+            violations_delta: d(before.total_violations, after.total_violations),
+            inconsistent_delta: d(before.inconsistent_snapshots, after.inconsistent_snapshots),
+            unique_thread_ids_delta: d(
+                before.unique_thread_ids_found,
+                after.unique_thread_ids_found,
+            ),
+            leaked_managers_delta: d(before.leaked_managers, after.leaked_managers),
+            changed_operations: changed,
+        }
+    }
+}
+
 #[derive(Deserialize)]
 struct SnapshotRecord<'a> {
     index: u64,
@@ -1362,6 +1483,38 @@ ANALYSIS:
             Tracker::from_json(truncated, lim),
             Err(ReportError::Json(_))
         ));
+    }
+
+    #[test]
+    fn filter_and_compare() {
+        let tr = seed_tracker();
+        let f = SnapshotFilter {
+            thread_id: Some("different".into()),
+            ..Default::default()
+        };
+        assert_eq!(tr.filter_positions(&f), vec![2]);
+        let f = SnapshotFilter {
+            user_id: Some("user123".into()),
+            operation: Some("manager_creation".into()),
+            ..Default::default()
+        };
+        assert_eq!(tr.filter_positions(&f), vec![1]);
+        let mm = SnapshotFilter {
+            mismatches_only: true,
+            ..Default::default()
+        };
+        assert_eq!(tr.filter_positions(&mm), vec![2]);
+        let fixed = Tracker::new(0);
+        let c = Comparison::between(&tr.analyze(0), &fixed.analyze(0));
+        assert_eq!(c.violations_delta, -1);
+        assert_eq!(
+            c.changed_operations,
+            vec![OperationChange {
+                operation: "inconsistent_context_creation".into(),
+                before: 1,
+                after: 0
+            }]
+        );
     }
 
     #[test]
