@@ -918,6 +918,9 @@ impl Tracker {
             tr.violations.push_back(v);
         }
         let a = file.analysis;
+        // Lifecycle counts come from registry events, not snapshots: only the file has them.
+        tr.totals.managers_created = a.managers_created;
+        tr.totals.managers_cleaned_up = a.managers_cleaned_up;
         let complete = a.total_snapshots == tr.snapshots.len() as u64
             && a.total_violations == tr.violations.len() as u64;
         if !complete {
