@@ -34,3 +34,8 @@ pub use key::IsolationKey;
 pub use registry::{Connection, ManagerId, Registry, RegistryConfig, RegistryEvent};
 pub use session::SessionStore;
 pub use tracker::{Analysis, Comparison, ReportLimits, SnapshotFilter, SnapshotInput, Tracker};
+
+/// The README's examples are compiled and run as doctests, so it stays true.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
