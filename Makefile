@@ -28,6 +28,7 @@ rust-tools:
 test-rust: rust-tools
 	$(CARGO) fmt --all --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
+	$(CARGO) clippy -p threadline --no-default-features -- -D warnings
 	$(CARGO) test -p threadline
 
 demo-rust:

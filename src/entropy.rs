@@ -4,8 +4,6 @@
 use rand_chacha::ChaCha12Rng;
 use rand_core::{RngCore, SeedableRng};
 
-use crate::error::IdError;
-
 /// A source of random bytes.
 pub trait Entropy: Send {
     fn fill(&mut self, buf: &mut [u8]);
@@ -22,9 +20,9 @@ impl SeededEntropy {
 
     /// Seeded once from the operating system's generator.
     #[cfg(feature = "std")]
-    pub fn from_os() -> Result<Self, IdError> {
+    pub fn from_os() -> Result<Self, crate::error::IdError> {
         let mut seed = [0u8; 32];
-        getrandom::fill(&mut seed).map_err(|e| IdError::Seed(e.to_string()))?;
+        getrandom::fill(&mut seed).map_err(|e| crate::error::IdError::Seed(e.to_string()))?;
         Ok(Self(ChaCha12Rng::from_seed(seed)))
     }
 }
