@@ -1,0 +1,472 @@
+//! The manager registry (Netra's `WebSocketManagerFactory` rules) and its events.
+
+use std::sync::Mutex;
+
+use pyo3::prelude::*;
+use pyo3::types::{PyDict, PyList};
+use threadline::registry::{CleanupReason, EventKind, Manager};
+use threadline::{Connection, ManagerId, Registry, RegistryConfig, RegistryEvent};
+
+use crate::context::PyUserContext;
+use crate::{json_to_py, lock, map_to_py, metadata_arg, now_or, Kind, PyResultExt};
+
+/// A registered manager as it was when asked for (a copy: the registry moves on).
+#[pyclass(frozen, name = "ManagerInfo", module = "threadline._native")]
+pub struct PyManagerInfo {
+    #[pyo3(get)]
+    manager_id: u64,
+    #[pyo3(get)]
+    key: String,
+    context: threadline::UserContext,
+    #[pyo3(get)]
+    created_ms: u64,
+    #[pyo3(get)]
+    last_activity_ms: u64,
+    #[pyo3(get)]
+    active: bool,
+    #[pyo3(get)]
+    messages_routed: u64,
+    connections: Vec<Connection>,
+}
+
+impl From<&Manager> for PyManagerInfo {
+    fn from(m: &Manager) -> Self {
+        Self {
+            manager_id: m.id().0,
+            key: m.key().to_owned(),
+            context: m.context().clone(),
+            created_ms: m.created_ms(),
+            last_activity_ms: m.last_activity_ms(),
+            active: m.is_active(),
+            messages_routed: m.messages_routed(),
+            connections: m.connections().to_vec(),
+        }
+    }
+}
+
+#[pymethods]
+impl PyManagerInfo {
+    #[getter]
+    fn user_id(&self) -> &str {
+        self.context.user_id()
+    }
+    #[getter]
+    fn thread_id(&self) -> &str {
+        self.context.thread_id()
+    }
+    #[getter]
+    fn context(&self) -> PyUserContext {
+        PyUserContext {
+            inner: self.context.clone(),
+        }
+    }
+    /// Connection ids, in the order they were added.
+    #[getter]
+    fn connection_ids(&self) -> Vec<String> {
+        self.connections
+            .iter()
+            .map(|c| c.connection_id.clone())
+            .collect()
+    }
+    /// `[{"connection_id", "user_id", "connected_ms", "metadata"}]`.
+    fn connections<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
+        let l = PyList::empty(py);
+        for c in &self.connections {
+            let d = PyDict::new(py);
+            d.set_item("connection_id", &c.connection_id)?;
+            d.set_item("user_id", &c.user_id)?;
+            d.set_item("connected_ms", c.connected_ms)?;
+            d.set_item("metadata", map_to_py(py, &c.metadata)?)?;
+            l.append(d)?;
+        }
+        Ok(l)
+    }
+    fn __repr__(&self) -> String {
+        format!(
+            "ManagerInfo(manager_id={}, key={:?}, active={}, connections={})",
+            self.manager_id,
+            self.key,
+            if self.active { "True" } else { "False" },
+            self.connections.len()
+        )
+    }
+}
+
+/// What `Registry.create` did.
+#[pyclass(frozen, name = "Created", module = "threadline._native")]
+pub struct PyCreated {
+    #[pyo3(get)]
+    manager_id: u64,
+    #[pyo3(get)]
+    key: String,
+    /// True when the active manager under the same key was handed back.
+    #[pyo3(get)]
+    reused: bool,
+    /// Stale managers of this user cleaned to make room.
+    #[pyo3(get)]
+    stale_cleaned: usize,
+}
+
+#[pymethods]
+impl PyCreated {
+    fn __repr__(&self) -> String {
+        format!(
+            "Created(manager_id={}, key={:?}, reused={}, stale_cleaned={})",
+            self.manager_id,
+            self.key,
+            if self.reused { "True" } else { "False" },
+            self.stale_cleaned
+        )
+    }
+}
+
+/// One change of the registry.
+#[pyclass(frozen, name = "RegistryEvent", module = "threadline._native")]
+pub struct PyRegistryEvent {
+    pub(crate) inner: RegistryEvent,
+}
+
+fn reason_name(r: CleanupReason) -> &'static str {
+    match r {
+        CleanupReason::Explicit => "explicit",
+        CleanupReason::Forced => "forced",
+        CleanupReason::Stale => "stale",
+        CleanupReason::Expired => "expired",
+        CleanupReason::Replaced => "replaced",
+        CleanupReason::Shutdown => "shutdown",
+    }
+}
+
+#[pymethods]
+impl PyRegistryEvent {
+    /// `created`, `reused`, `cleaned_up`, `limit_exceeded`, `connection_added`,
+    /// `connection_removed` or `deactivated`.
+    #[getter]
+    fn kind(&self) -> &'static str {
+        match &self.inner.kind {
+            EventKind::Created => "created",
+            EventKind::Reused => "reused",
+            EventKind::CleanedUp { .. } => "cleaned_up",
+            EventKind::LimitExceeded { .. } => "limit_exceeded",
+            EventKind::ConnectionAdded { .. } => "connection_added",
+            EventKind::ConnectionRemoved { .. } => "connection_removed",
+            EventKind::Deactivated { .. } => "deactivated",
+        }
+    }
+    /// Why a manager was cleaned up (`cleaned_up` events only).
+    #[getter]
+    fn reason(&self) -> Option<&'static str> {
+        match &self.inner.kind {
+            EventKind::CleanedUp { reason } => Some(reason_name(*reason)),
+            _ => None,
+        }
+    }
+    #[getter]
+    fn connection_id(&self) -> Option<&str> {
+        match &self.inner.kind {
+            EventKind::ConnectionAdded { connection_id }
+            | EventKind::ConnectionRemoved { connection_id } => Some(connection_id),
+            _ => None,
+        }
+    }
+    #[getter]
+    fn manager_id(&self) -> Option<u64> {
+        self.inner.manager_id.map(|m| m.0)
+    }
+    #[getter]
+    fn key(&self) -> &str {
+        self.inner.key()
+    }
+    #[getter]
+    fn user_id(&self) -> &str {
+        self.inner.user_id()
+    }
+    #[getter]
+    fn thread_id(&self) -> &str {
+        self.inner.thread_id()
+    }
+    #[getter]
+    fn at_ms(&self) -> u64 {
+        self.inner.at_ms
+    }
+    /// The event as the core serialises it.
+    fn to_dict<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        let v = serde_json::to_value(&self.inner)
+            .map_err(|e| crate::error(Kind::Base, e.to_string()))?;
+        json_to_py(py, &v)
+    }
+    fn __repr__(&self) -> String {
+        format!(
+            "RegistryEvent(kind={:?}, key={:?}, at_ms={})",
+            self.kind(),
+            self.inner.key(),
+            self.inner.at_ms
+        )
+    }
+}
+
+/// The manager registry. All rules (limit, stale cleanup, isolation) are the core's.
+#[pyclass(frozen, name = "Registry", module = "threadline._native")]
+pub struct PyRegistry {
+    inner: Mutex<Registry>,
+}
+
+fn seconds_to_ms(name: &'static str, s: f64) -> PyResult<u64> {
+    if !s.is_finite() || !(0.0..=1e15).contains(&s) {
+        return Err(crate::error(
+            Kind::InvalidConfig,
+            format!("registry setting {name} = {s} is invalid: expected finite seconds from 0"),
+        ));
+    }
+    Ok((s * 1000.0) as u64)
+}
+
+#[pymethods]
+impl PyRegistry {
+    #[new]
+    #[pyo3(signature = (max_managers_per_user=20, connection_timeout_seconds=1800.0, *,
+        proactive_cleanup_percent=60, stale_idle_ms=10_000, stale_unconnected_age_ms=10_000,
+        event_capacity=65_536))]
+    fn new(
+        max_managers_per_user: usize,
+        connection_timeout_seconds: f64,
+        proactive_cleanup_percent: u8,
+        stale_idle_ms: u64,
+        stale_unconnected_age_ms: u64,
+        event_capacity: usize,
+    ) -> PyResult<Self> {
+        let config = RegistryConfig {
+            max_managers_per_user,
+            proactive_cleanup_percent,
+            stale_idle_ms,
+            stale_unconnected_age_ms,
+            connection_timeout_ms: seconds_to_ms(
+                "connection_timeout_seconds",
+                connection_timeout_seconds,
+            )?,
+            event_capacity,
+        };
+        Ok(Self {
+            inner: Mutex::new(Registry::new(config).py()?),
+        })
+    }
+
+    /// The settings as a dict.
+    fn config<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        let c = lock(&self.inner).config().clone();
+        let v = serde_json::to_value(c).map_err(|e| crate::error(Kind::Base, e.to_string()))?;
+        json_to_py(py, &v)
+    }
+
+    /// Creates a manager for the context, or hands back the active one under the same
+    /// key. Raises `ManagerLimitError` (a `RuntimeError`) at the per-user limit.
+    #[pyo3(signature = (context, *, now_ms=None))]
+    fn create(
+        &self,
+        context: PyRef<'_, PyUserContext>,
+        now_ms: Option<u64>,
+    ) -> PyResult<PyCreated> {
+        let ctx = context.inner.clone();
+        let key = format!("{}:{}", ctx.user_id(), ctx.thread_id());
+        let c = lock(&self.inner).create(ctx, now_or(now_ms)).py()?;
+        Ok(PyCreated {
+            manager_id: c.id.0,
+            key,
+            reused: c.reused,
+            stale_cleaned: c.stale_cleaned,
+        })
+    }
+
+    /// The manager under a key (canonical or older form), or `None`.
+    fn get(&self, key: &str) -> Option<PyManagerInfo> {
+        lock(&self.inner).get(key).map(PyManagerInfo::from)
+    }
+
+    /// The manager behind a handle while it is registered, or `None`.
+    fn manager(&self, manager_id: u64) -> Option<PyManagerInfo> {
+        lock(&self.inner)
+            .manager(ManagerId(manager_id))
+            .map(PyManagerInfo::from)
+    }
+
+    fn is_active(&self, manager_id: u64) -> bool {
+        lock(&self.inner).is_active(ManagerId(manager_id))
+    }
+
+    /// Registered (active or not).
+    fn is_registered(&self, manager_id: u64) -> bool {
+        lock(&self.inner).manager(ManagerId(manager_id)).is_some()
+    }
+
+    /// Removes the manager under a key; False when there is none.
+    #[pyo3(signature = (key, *, now_ms=None))]
+    fn cleanup(&self, key: &str, now_ms: Option<u64>) -> bool {
+        lock(&self.inner).cleanup(key, now_or(now_ms))
+    }
+
+    #[pyo3(signature = (manager_id, *, now_ms=None))]
+    fn cleanup_id(&self, manager_id: u64, now_ms: Option<u64>) -> bool {
+        lock(&self.inner).cleanup_id(ManagerId(manager_id), now_or(now_ms))
+    }
+
+    #[pyo3(signature = (user_id, *, now_ms=None))]
+    fn cleanup_stale_for_user(&self, user_id: &str, now_ms: Option<u64>) -> usize {
+        lock(&self.inner).cleanup_stale_for_user(user_id, now_or(now_ms))
+    }
+
+    /// Removes ALL of a user's managers, fresh or stale.
+    #[pyo3(signature = (user_id, *, now_ms=None))]
+    fn force_cleanup_user(&self, user_id: &str, now_ms: Option<u64>) -> usize {
+        lock(&self.inner).force_cleanup_user(user_id, now_or(now_ms))
+    }
+
+    #[pyo3(signature = (*, now_ms=None))]
+    fn expire_idle(&self, now_ms: Option<u64>) -> usize {
+        lock(&self.inner).expire_idle(now_or(now_ms))
+    }
+
+    #[pyo3(signature = (user_id, *, now_ms=None))]
+    fn enforce_limits(&self, user_id: &str, now_ms: Option<u64>) -> bool {
+        lock(&self.inner).enforce_limits(user_id, now_or(now_ms))
+    }
+
+    #[pyo3(signature = (*, now_ms=None))]
+    fn shutdown(&self, now_ms: Option<u64>) -> usize {
+        lock(&self.inner).shutdown(now_or(now_ms))
+    }
+
+    /// Raises `IsolationViolationError` (a `ValueError`) for another user's connection.
+    #[pyo3(signature = (key, connection_id, user_id, connected_ms=None, metadata=None, *, now_ms=None))]
+    #[allow(clippy::too_many_arguments)]
+    fn add_connection(
+        &self,
+        key: &str,
+        connection_id: String,
+        user_id: String,
+        connected_ms: Option<u64>,
+        metadata: Option<&Bound<'_, PyDict>>,
+        now_ms: Option<u64>,
+    ) -> PyResult<()> {
+        let now = now_or(now_ms);
+        let conn = Connection {
+            connection_id,
+            user_id,
+            connected_ms: connected_ms.unwrap_or(now),
+            metadata: metadata_arg(metadata)?,
+        };
+        lock(&self.inner).add_connection(key, conn, now).py()
+    }
+
+    #[pyo3(signature = (key, connection_id, *, now_ms=None))]
+    fn remove_connection(
+        &self,
+        key: &str,
+        connection_id: &str,
+        now_ms: Option<u64>,
+    ) -> PyResult<bool> {
+        lock(&self.inner)
+            .remove_connection(key, connection_id, now_or(now_ms))
+            .py()
+    }
+
+    /// Closes every connection and marks the manager inactive; returns how many closed.
+    #[pyo3(signature = (key, *, now_ms=None))]
+    fn deactivate(&self, key: &str, now_ms: Option<u64>) -> PyResult<usize> {
+        lock(&self.inner).deactivate(key, now_or(now_ms)).py()
+    }
+
+    #[pyo3(signature = (key, *, now_ms=None))]
+    fn touch(&self, key: &str, now_ms: Option<u64>) -> PyResult<()> {
+        lock(&self.inner).touch(key, now_or(now_ms)).py()
+    }
+
+    /// The connection ids a message for `user_id` goes to; the caller sends it.
+    #[pyo3(signature = (key, user_id, *, now_ms=None))]
+    fn send_to_user(&self, key: &str, user_id: &str, now_ms: Option<u64>) -> PyResult<Vec<String>> {
+        lock(&self.inner)
+            .send_to_user(key, user_id, now_or(now_ms))
+            .py()
+    }
+
+    fn find_by_thread(&self, user_id: &str, thread_id: &str) -> Option<PyManagerInfo> {
+        lock(&self.inner)
+            .find_by_thread(user_id, thread_id)
+            .map(PyManagerInfo::from)
+    }
+
+    fn find_by_run(&self, user_id: &str, run_id: &str) -> Option<PyManagerInfo> {
+        lock(&self.inner)
+            .find_by_run(user_id, run_id)
+            .map(PyManagerInfo::from)
+    }
+
+    /// `[(key, manager_id)]` of every registered manager, sorted by key.
+    fn entries(&self) -> Vec<(String, u64)> {
+        let mut v: Vec<(String, u64)> = lock(&self.inner)
+            .iter()
+            .map(|(k, m)| (k.to_owned(), m.id().0))
+            .collect();
+        v.sort();
+        v
+    }
+
+    fn keys(&self) -> Vec<String> {
+        self.entries().into_iter().map(|(k, _)| k).collect()
+    }
+
+    /// The manager id under a key (canonical or older form), or `None`.
+    fn id_of(&self, key: &str) -> Option<u64> {
+        lock(&self.inner).get(key).map(|m| m.id().0)
+    }
+
+    fn user_managers(&self, user_id: &str) -> Vec<PyManagerInfo> {
+        lock(&self.inner)
+            .user_managers(user_id)
+            .map(PyManagerInfo::from)
+            .collect()
+    }
+
+    fn user_count(&self, user_id: &str) -> usize {
+        lock(&self.inner).user_count(user_id)
+    }
+
+    fn user_counts(&self) -> Vec<(String, usize)> {
+        lock(&self.inner).user_counts()
+    }
+
+    /// Counters and current sizes as a dict.
+    fn stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        let s = lock(&self.inner).stats();
+        let v = serde_json::to_value(s).map_err(|e| crate::error(Kind::Base, e.to_string()))?;
+        json_to_py(py, &v)
+    }
+
+    /// Every event since the last drain, oldest first.
+    fn drain_events(&self) -> Vec<PyRegistryEvent> {
+        lock(&self.inner)
+            .drain_events()
+            .into_iter()
+            .map(|e| PyRegistryEvent { inner: e })
+            .collect()
+    }
+
+    fn pending_events(&self) -> usize {
+        lock(&self.inner).pending_events()
+    }
+
+    fn __len__(&self) -> usize {
+        lock(&self.inner).len()
+    }
+
+    fn __contains__(&self, key: &str) -> bool {
+        lock(&self.inner).get(key).is_some()
+    }
+}
+
+pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_class::<PyManagerInfo>()?;
+    m.add_class::<PyCreated>()?;
+    m.add_class::<PyRegistryEvent>()?;
+    m.add_class::<PyRegistry>()?;
+    Ok(())
+}
