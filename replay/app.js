@@ -6,6 +6,8 @@ const CHUNK = 128; // rows fetched from the worker at a time
 const MAX_CHUNKS = 48; // row chunks kept per report
 const MAX_SCROLL_PX = 8_000_000; // beyond this the scrollbar is scaled
 const PLAY_MS = 450;
+const USERS_SHOWN = 12; // users listed in the analysis panel
+const ALL_USERS_SHOWN = 500; // under "All users"
 const THREAD_FIELDS = [
   ['thread_id_user_context', 'user context'],
   ['thread_id_manager_context', 'manager context'],
@@ -52,7 +54,7 @@ const el = {
 };
 
 // What tests and curious people can read: timings of each open.
-const replay = (window.__replay = { timings: [], opened: 0, errors: [] });
+const replay = (window.__replay = { timings: [], opened: 0, errors: [], app_start_ms: performance.now() });
 
 // ---------------------------------------------------------------- worker calls
 
@@ -63,7 +65,12 @@ let workerReady;
 const workerReadyP = new Promise((res, rej) => (workerReady = { res, rej }));
 worker.onmessage = (ev) => {
   const { id, ok, result, error } = ev.data;
+  if (id === -1) {
+    replay.worker_started_ms = performance.now();
+    return;
+  }
   if (id === 0) {
+    replay.wasm_ready_ms = performance.now();
     if (ok) workerReady.res();
     else {
       workerReady.rej(new Error(error));
@@ -73,6 +80,10 @@ worker.onmessage = (ev) => {
   }
   const p = pending.get(id);
   if (!p) return;
+  if (ev.data.progress !== undefined) {
+    p.progress?.(ev.data.progress);
+    return;
+  }
   pending.delete(id);
   if (ok) p.resolve(result);
   else p.reject(new Error(error));
@@ -81,14 +92,21 @@ worker.onerror = (ev) => {
   const text = `The report worker failed: ${ev.message || 'could not start (is pkg/web built? run make wasm)'}`;
   showMessage(text);
   workerReady.rej(new Error(text));
+  for (const p of pending.values()) p.reject(new Error(text));
+  pending.clear();
 };
 
-function call(op, args) {
+function call(op, args, progress) {
   const id = callId++;
   return new Promise((resolve, reject) => {
-    pending.set(id, { resolve, reject });
+    pending.set(id, { resolve, reject, progress });
     worker.postMessage({ id, op, args });
   });
+}
+
+/** A call about report `r`, once the worker holds it (a previewed report is still parsing). */
+function rcall(r, op, args = {}) {
+  return r.ridP.then((rid) => call(op, { ...args, rid }));
 }
 
 // ---------------------------------------------------------------- state
@@ -98,9 +116,18 @@ const reports = [];
 let active = null;
 let playTimer = null;
 
-function newReport(info) {
+let uids = 0;
+function newReport(info, provisional = false) {
+  const settle = {};
+  const ridP = new Promise((resolve, reject) => Object.assign(settle, { resolve, reject }));
+  ridP.catch(() => {});
+  if (!provisional) settle.resolve(info.rid);
   const r = {
     ...info,
+    uid: ++uids,
+    ridP,
+    settle,
+    verifying: provisional,
     count: info.retained,
     gen: 0, // bumped when the filter changes: older row answers are dropped
     cache: new Map(),
@@ -177,43 +204,110 @@ function busy(text) {
 /**
  * Opens sources one after another ({name, file} | {name, url}). A source that fails
  * shows a message and changes nothing; the first that opens becomes the active tab.
+ * A big file shows its head (analysis and first rows, read from the file) while the core
+ * parses and checks all of it; if the core refuses it, that preview goes away again.
  */
-async function openAll(sources, { activate = true } = {}) {
+async function openAll(sources) {
   let first = null;
   for (const src of sources) {
     const t0 = performance.now();
     const done = busy(`Opening ${src.name}…`);
-    try {
-      await workerReadyP;
-      const info = await call('open', src);
-      const r = newReport(info);
+    const previous = active;
+    const timing = { name: src.name };
+    let r = null;
+    let previewShown = null;
+    const show = async (info, provisional) => {
+      r = newReport(info, provisional);
       reports.push(r);
+      const a0 = performance.now();
       if (!first) {
         first = r;
-        if (activate) await activate_(r, { fromOpen: true });
+        activate_(r, { fromOpen: true });
       }
       renderTabs();
       renderComparePickers();
-      const t1 = performance.now();
+      timing.render_ms = performance.now() - a0;
       await nextPaint();
-      replay.timings.push({
-        name: src.name,
+      timing.first_screen_ms = performance.now() - t0;
+      timing.first_screen_since_navigation_ms = performance.now();
+      timing.preview = provisional;
+    };
+    try {
+      const info = await call('open', src, (p) => {
+        timing.head_ms = p.head_ms;
+        timing.head_bytes = p.head_bytes;
+        timing.head_received_ms = performance.now() - t0;
+        previewShown = show(p, true);
+        el.busy.querySelector('.text').textContent = `Checking ${src.name} (${num(p.totalSnapshots)} snapshots)…`;
+        document.body.dataset.pending = Number(document.body.dataset.pending || 0) + 1;
+      });
+      if (previewShown) {
+        await previewShown;
+        confirm(r, info);
+      } else {
+        await show(info, false);
+      }
+      Object.assign(timing, {
         snapshots: info.totalSnapshots,
         bytes: info.bytes,
-        open_ms: t1 - t0,
-        shown_ms: performance.now() - t0,
-        since_navigation_ms: performance.now(),
+        open_ms: performance.now() - t0,
         worker: info.timings,
       });
+      replay.timings.push(timing);
       replay.opened++;
       loadViolations(r);
     } catch (e) {
+      if (r) withdraw(r, previous);
       showMessage(`Could not open ${src.name}: ${e.message}`);
     } finally {
+      if (previewShown) {
+        document.body.dataset.pending = Math.max(0, Number(document.body.dataset.pending || 0) - 1);
+      }
       done();
     }
   }
   return first;
+}
+
+/** The core has parsed a previewed report: its own answers replace the file's. */
+function confirm(r, info) {
+  r.rid = info.rid;
+  r.settle.resolve(info.rid);
+  Object.assign(r, {
+    analysis: info.analysis,
+    retained: info.retained,
+    totalSnapshots: info.totalSnapshots,
+    firstIndex: info.firstIndex,
+    lastIndex: info.lastIndex,
+    startedAt: info.startedAt,
+    verifying: false,
+  });
+  if (!r.filtered) r.count = info.retained;
+  r.cache.set(0, info.head);
+  renderTabs();
+  if (r === active) {
+    for (const d of pool) d.dataset.key = '';
+    layoutSpacer();
+    renderAnalysis();
+    renderCount();
+    renderRows();
+    renderPosition();
+  }
+}
+
+/** A previewed report the core refused: it goes, and what was open before comes back. */
+function withdraw(r, previous) {
+  r.settle.reject(new Error('the report could not be opened'));
+  const i = reports.indexOf(r);
+  if (i >= 0) reports.splice(i, 1);
+  if (active === r) {
+    active = null;
+    if (previous && reports.includes(previous)) activate_(previous);
+    else if (reports.length) activate_(reports[0]);
+    else showEmpty();
+  }
+  renderTabs();
+  renderComparePickers();
 }
 
 function nextPaint() {
@@ -222,7 +316,7 @@ function nextPaint() {
 
 async function loadViolations(r) {
   try {
-    const { total, list } = await call('violations', { rid: r.rid });
+    const { total, list } = await rcall(r, 'violations');
     r.violations = list;
     r.violationsTotal = total;
     if (r === active) {
@@ -326,20 +420,23 @@ function closeReport(r) {
   const i = reports.indexOf(r);
   if (i < 0) return;
   reports.splice(i, 1);
-  call('close', { rid: r.rid });
+  r.ridP.then((rid) => call('close', { rid }), () => {});
   if (active === r) {
     active = null;
     if (reports.length) activate_(reports[Math.min(i, reports.length - 1)]);
-    else {
-      document.body.dataset.state = 'empty';
-      el.main.hidden = true;
-      el.empty.hidden = false;
-      el.copy.disabled = true;
-      history.replaceState(null, '', location.pathname + location.search);
-    }
+    else showEmpty();
   }
   renderTabs();
   renderComparePickers();
+}
+
+function showEmpty() {
+  stopPlay();
+  document.body.dataset.state = 'empty';
+  el.main.hidden = true;
+  el.empty.hidden = false;
+  el.copy.disabled = true;
+  history.replaceState(null, '', location.pathname + location.search);
 }
 
 function renderTabs() {
@@ -353,7 +450,7 @@ function renderTabs() {
       tab.tabIndex = 0;
       tab.title = `${r.name}: ${num(a.total_snapshots)} snapshots, score ${pct(a.consistency_score)}`;
       const ok = a.inconsistent_snapshots === 0;
-      tab.innerHTML = `<span class="dot ${ok ? 'ok' : 'bad'}"></span><span class="name">${esc(r.name)}</span><button class="x" aria-label="Close ${esc(r.name)}">×</button>`;
+      tab.innerHTML = `<span class="dot ${r.verifying ? 'wait' : ok ? 'ok' : 'bad'}"></span><span class="name">${esc(r.name)}</span>${r.verifying ? '<span class="verifying" title="The core is still parsing and checking this file">checking…</span>' : ''}<button class="x" aria-label="Close ${esc(r.name)}">×</button>`;
       tab.onclick = (ev) => {
         if (ev.target.closest('.x')) closeReport(r);
         else if (r !== active) activate_(r);
@@ -419,7 +516,7 @@ function want(r, chunkNo) {
   if (r.cache.has(chunkNo) || r.wanted.has(chunkNo)) return;
   r.wanted.add(chunkNo);
   const gen = r.gen;
-  call('rows', { rid: r.rid, start: chunkNo * CHUNK, end: (chunkNo + 1) * CHUNK })
+  rcall(r, 'rows', { start: chunkNo * CHUNK, end: (chunkNo + 1) * CHUNK })
     .then((rows) => {
       if (r.gen !== gen) return;
       r.wanted.delete(chunkNo);
@@ -442,6 +539,7 @@ function want(r, chunkNo) {
     })
     .catch((e) => {
       r.wanted.delete(chunkNo);
+      if (!reports.includes(r)) return;
       showMessage(`Could not read rows: ${e.message}`);
     });
 }
@@ -449,7 +547,7 @@ function want(r, chunkNo) {
 function ensureRow(r, i) {
   const s = rowData(r, i);
   if (s) return Promise.resolve(s);
-  return call('rows', { rid: r.rid, start: i, end: i + 1 }).then((rows) => rows[0]);
+  return rcall(r, 'rows', { start: i, end: i + 1 }).then((rows) => rows[0]);
 }
 
 let renderQueued = false;
@@ -506,7 +604,7 @@ function renderRows() {
     const s = rowData(r, i);
     const d = rowEl(k);
     d.hidden = false;
-    const key = s ? `${r.rid}:${r.gen}:${s.index}` : `${r.rid}:${r.gen}:?${i}`;
+    const key = s ? `${r.uid}:${r.gen}:${s.index}` : `${r.uid}:${r.gen}:?${i}`;
     if (d.dataset.key !== key) {
       d.dataset.key = key;
       d.dataset.row = i;
@@ -578,7 +676,7 @@ function refreshSelection() {
 async function selectIndex(index, { scroll = 'center' } = {}) {
   const r = active;
   if (!r) return false;
-  let { row, retained } = await call('locate', { rid: r.rid, index });
+  let { row, retained } = await rcall(r, 'locate', { index });
   if (!retained) {
     showMessage(
       r.retained
@@ -590,7 +688,7 @@ async function selectIndex(index, { scroll = 'center' } = {}) {
   if (row < 0) {
     await setFilter({ user_id: '', operation: '', thread_id: '', mismatches_only: false });
     toast('Filters cleared to show that snapshot');
-    ({ row } = await call('locate', { rid: r.rid, index }));
+    ({ row } = await rcall(r, 'locate', { index }));
   }
   if (row >= 0) await selectRow(row, { scroll });
   return row >= 0;
@@ -658,7 +756,7 @@ async function firstDivergence() {
 async function nextViolation() {
   const r = active;
   if (!r) return;
-  const res = await call('nextViolation', { rid: r.rid, after: r.selIndex ?? -1 });
+  const res = await rcall(r, 'nextViolation', { after: r.selIndex ?? -1 });
   if (!res) {
     toast('No violation is tied to a retained snapshot');
     return;
@@ -705,7 +803,7 @@ async function setFilter(f) {
   el.fOp.value = f.operation;
   el.fThread.value = f.thread_id;
   el.fMismatch.checked = f.mismatches_only;
-  const { count } = await call('filter', { rid: r.rid, filter: f });
+  const { count } = await rcall(r, 'filter', { filter: f });
   if (r !== active) return;
   r.gen++;
   r.cache = new Map();
@@ -714,7 +812,7 @@ async function setFilter(f) {
   layoutSpacer();
   // Keep the selected snapshot selected when it survives the filter.
   let row = -1;
-  if (r.selIndex != null) ({ row } = await call('locate', { rid: r.rid, index: r.selIndex }));
+  if (r.selIndex != null) ({ row } = await rcall(r, 'locate', { index: r.selIndex }));
   r.selRow = row;
   if (row < 0) {
     r.selIndex = null;
@@ -834,16 +932,10 @@ function renderAnalysis() {
     `<div class="metric"><dt>${label}</dt><dd data-field="${field}" data-value="${value}">${shown}</dd></div>`;
   const byUser = Object.entries(a.thread_ids_by_user || {});
   const multi = new Set(a.users_with_multiple_thread_ids || []);
-  const userRows = byUser
-    .slice(0, 200)
-    .map(
-      ([u, ids]) =>
-        `<li class="${multi.has(u) ? 'multi' : ''}"><button class="linkish" data-user="${esc(u)}" title="Filter by this user">${esc(u)}</button> <span class="badge ${ids.length > 1 ? 'bad' : ''}">${ids.length}</span><ul>${ids
-          .slice(0, 20)
-          .map((t) => `<li><i class="sw" style="--h:${hue(t)}"></i><code>${esc(t)}</code></li>`)
-          .join('')}${ids.length > 20 ? `<li class="muted">… ${ids.length - 20} more</li>` : ''}</ul></li>`,
-    )
-    .join('');
+  // Users whose thread id forked come first; a few are shown, the rest on request.
+  const forked = byUser.filter(([u]) => multi.has(u));
+  const shownUsers = (forked.length ? forked : byUser).slice(0, USERS_SHOWN);
+  const userRows = userList(shownUsers, multi);
   const opv = Object.entries(a.operation_violations || {});
   const maxOp = Math.max(1, ...opv.map(([, n]) => n));
   const opRows = opv
@@ -871,7 +963,38 @@ function renderAnalysis() {
     <h3>Violations by operation</h3>
     ${opRows ? `<table class="ops">${opRows}</table>` : '<p class="muted">None.</p>'}
     <h3>Thread ids by user <span class="muted">(${num(byUser.length)} users, ${num(multi.size)} with several)</span></h3>
-    ${userRows ? `<ul class="users">${userRows}</ul>${byUser.length > 200 ? `<p class="muted">… ${num(byUser.length - 200)} more users</p>` : ''}` : '<p class="muted">No user recorded.</p>'}`;
+    ${
+      byUser.length
+        ? `<ul class="users">${userRows}</ul>${
+            forked.length > USERS_SHOWN || byUser.length > shownUsers.length
+              ? `<details class="all-users"><summary>All ${num(byUser.length)} users</summary><ul class="users scroll"></ul></details>`
+              : ''
+          }`
+        : '<p class="muted">No user recorded.</p>'
+    }`;
+  const all = el.analysis.querySelector('details.all-users');
+  if (all) {
+    all.addEventListener('toggle', () => {
+      const ul = all.querySelector('ul');
+      if (all.open && !ul.childElementCount) {
+        ul.innerHTML =
+          userList(byUser.slice(0, ALL_USERS_SHOWN), multi) +
+          (byUser.length > ALL_USERS_SHOWN ? `<li class="muted">… ${num(byUser.length - ALL_USERS_SHOWN)} more (filter by user to see them)</li>` : '');
+      }
+    });
+  }
+}
+
+function userList(entries, multi) {
+  return entries
+    .map(
+      ([u, ids]) =>
+        `<li class="${multi.has(u) ? 'multi' : ''}"><button class="linkish" data-user="${esc(u)}" title="Filter by this user">${esc(u)}</button> <span class="badge ${ids.length > 1 ? 'bad' : ''}">${ids.length}</span><ul>${ids
+          .slice(0, 8)
+          .map((t) => `<li><i class="sw" style="--h:${hue(t)}"></i><code>${esc(t)}</code></li>`)
+          .join('')}${ids.length > 8 ? `<li class="muted">… ${ids.length - 8} more</li>` : ''}</ul></li>`,
+    )
+    .join('');
 }
 
 el.analysis.addEventListener('click', (ev) => {
@@ -926,10 +1049,10 @@ function renderComparePickers() {
   const opts = (sel, want) => {
     const cur = sel.value;
     sel.replaceChildren(
-      ...reports.map((r) => Object.assign(document.createElement('option'), { value: r.rid, textContent: r.name })),
+      ...reports.map((r) => Object.assign(document.createElement('option'), { value: r.uid, textContent: r.name })),
     );
-    if (reports.some((r) => String(r.rid) === cur)) sel.value = cur;
-    else if (want) sel.value = want.rid;
+    if (reports.some((r) => String(r.uid) === cur)) sel.value = cur;
+    else if (want) sel.value = want.uid;
   };
   opts(el.cmpBefore, reports[0]);
   opts(el.cmpAfter, reports[1] || reports[0]);
@@ -937,15 +1060,15 @@ function renderComparePickers() {
 }
 
 async function renderCompare() {
-  const b = reports.find((r) => String(r.rid) === el.cmpBefore.value);
-  const a = reports.find((r) => String(r.rid) === el.cmpAfter.value);
+  const b = reports.find((r) => String(r.uid) === el.cmpBefore.value);
+  const a = reports.find((r) => String(r.uid) === el.cmpAfter.value);
   if (!b || !a || reports.length < 2) {
     el.compare.innerHTML = '<p class="muted">Open two reports (before and after a fix) to compare them.</p>';
     return;
   }
   let c;
   try {
-    c = await call('compare', { before: b.rid, after: a.rid });
+    c = await Promise.all([b.ridP, a.ridP]).then(([before, after]) => call('compare', { before, after }));
   } catch (e) {
     el.compare.innerHTML = `<p class="error">${esc(e.message)}</p>`;
     return;
@@ -988,7 +1111,7 @@ async function copyText() {
   if (!r) return;
   const done = busy('Building the text report…');
   try {
-    const text = await call('reportText', { rid: r.rid });
+    const text = await rcall(r, 'reportText');
     replay.lastCopied = text;
     try {
       await navigator.clipboard.writeText(text);

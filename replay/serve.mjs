@@ -100,6 +100,12 @@ export function startServer({ root, port = 8765, mounts = {} } = {}) {
           return;
         }
       }
+      if (err && rel === '' && prefix === '/threadline-reports/') {
+        // No reports yet: an empty listing rather than an error.
+        res.writeHead(200, { 'Content-Type': TYPES['.json'], 'Cache-Control': 'no-store' });
+        res.end(req.method === 'HEAD' ? undefined : '{"files":[]}');
+        return;
+      }
       if (err || !st.isFile()) {
         res.writeHead(404, { 'Content-Type': 'text/plain' }).end('not found: ' + pathname);
         return;
@@ -113,7 +119,7 @@ export function startServer({ root, port = 8765, mounts = {} } = {}) {
         res.end();
         return;
       }
-      fs.createReadStream(file).pipe(res);
+      fs.createReadStream(file, { highWaterMark: 1 << 20 }).pipe(res);
     });
   });
 

@@ -26,9 +26,10 @@ function hex8(n) {
  * Writes the report and returns its analysis.
  * @param {string} out path
  * @param {number} n snapshots
- * @param {{every?: number, users?: number}} opts a fork every `every` snapshots
+ * @param {{every?: number, users?: number, compact?: boolean}} opts a fork every
+ *   `every` snapshots; compact: short ids, no client ids or metadata (smaller files)
  */
-export function generateReport(out, n, { every = 97, users = 400 } = {}) {
+export function generateReport(out, n, { every = 97, users = 400, compact = false } = {}) {
   const started = 1_700_000_000_000;
   const fd = fs.openSync(out, 'w');
   let buf = '';
@@ -66,10 +67,11 @@ export function generateReport(out, n, { every = 97, users = 400 } = {}) {
     const u = session % users;
     const user = `user_${String(u).padStart(4, '0')}`;
     const generation = Math.floor(session / users) % 3;
-    const thread = `thread_websocket_factory_${u * 3 + generation}_${hex8(u * 3 + generation)}`;
+    const tn = u * 3 + generation;
+    const thread = compact ? `t_${tn}_${hex8(tn)}` : `thread_websocket_factory_${tn}_${hex8(tn)}`;
     const ts = started + 1000 + i * 3;
     const fork = i % every === every - 1;
-    const forked = `different-thread-${hex8(i)}`;
+    const forked = compact ? `diff-${hex8(i)}` : `different-thread-${hex8(i)}`;
     const s = {
       index: i,
       timestamp_ms: ts,
@@ -81,7 +83,7 @@ export function generateReport(out, n, { every = 97, users = 400 } = {}) {
       manager_instance_id: null,
       isolation_key: null,
       user_id: user,
-      websocket_client_id: `ws_client_${user.slice(0, 8)}_${ts}_${session}_${hex8(session)}`,
+      websocket_client_id: compact ? null : `ws_client_${user.slice(0, 8)}_${ts}_${session}_${hex8(session)}`,
       mismatch: false,
       metadata: {},
     };
@@ -97,7 +99,7 @@ export function generateReport(out, n, { every = 97, users = 400 } = {}) {
     }
     if (op === 'manager_creation') created++;
     if (op === 'cleanup_lookup' && !fork) cleaned++;
-    if (op === 'agent_execution') s.metadata = { agent: 'triage', attempt: (i % 5) + 1 };
+    if (op === 'agent_execution' && !compact) s.metadata = { agent: 'triage', attempt: (i % 5) + 1 };
     if (fork) {
       if (op === 'cleanup_lookup') s.thread_id_cleanup_lookup = forked;
       else if (op === 'user_context_creation') {

@@ -1,0 +1,450 @@
+// The replay page (replay/) in headless Debian Chromium, driven by playwright-core.
+// Opens reports written by the Python demo (python -m threadline demo) and compares
+// what the page shows with what Python says; times a 100,000-snapshot load.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { chromium } from 'playwright-core';
+import { startServer } from '../../replay/serve.mjs';
+import { generateReport } from './gen-report.mjs';
+
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
+const OUT = path.join(ROOT, 'test-output', 'browser');
+const DATA = path.join(OUT, 'data');
+const REPORTS = path.join(ROOT, 'threadline-reports');
+const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
+const PYTHON = fs.existsSync(path.join(ROOT, '.venv', 'bin', 'python'))
+  ? path.join(ROOT, '.venv', 'bin', 'python')
+  : process.env.PYTHON || 'python3';
+const LOAD_BUDGET_MS = 1500;
+const BIG = 100_000;
+const HUGE = 1_000_000;
+
+let server;
+let base;
+let context;
+let userDataDir;
+let bug; // a demo report with a mismatch: { file, json }
+let clean; // a demo report without violations
+let bigAnalysis;
+
+function python(args) {
+  const r = spawnSync(PYTHON, args, { cwd: ROOT, encoding: 'utf8', maxBuffer: 1 << 28 });
+  if (r.status !== 0) {
+    throw new Error(`${PYTHON} ${args.join(' ')} failed (${r.status}): ${r.stderr || r.error}`);
+  }
+  return r.stdout;
+}
+
+function readReports() {
+  return fs
+    .readdirSync(REPORTS)
+    .filter((f) => f.endsWith('.json'))
+    .sort()
+    .map((f) => ({ file: f, json: JSON.parse(fs.readFileSync(path.join(REPORTS, f), 'utf8')) }))
+    .filter((r) => r.json.schema === 'threadline.report/1');
+}
+
+before(async () => {
+  fs.mkdirSync(DATA, { recursive: true });
+  if (!fs.existsSync(REPORTS) || !readReports().length) python(['-m', 'threadline', 'demo']);
+  const reports = readReports();
+  assert.ok(reports.length >= 2, `the Python demo wrote ${reports.length} reports into ${REPORTS}`);
+  bug = reports
+    .filter((r) => r.json.analysis.inconsistent_snapshots > 0 && r.json.snapshots.length > 0)
+    .sort((a, b) => a.json.snapshots.length - b.json.snapshots.length)[0];
+  clean = reports.find((r) => r.json.analysis.total_violations === 0 && r.json.snapshots.length > 0);
+  assert.ok(bug, 'a demo report with a thread-id mismatch');
+  assert.ok(clean, 'a demo report without violations');
+
+  bigAnalysis = generateReport(path.join(DATA, 'big-100k.json'), BIG);
+  const truncated = fs.readFileSync(path.join(REPORTS, bug.file), 'utf8');
+  fs.writeFileSync(path.join(DATA, 'malformed.json'), truncated.slice(0, Math.floor(truncated.length / 2)));
+  fs.writeFileSync(
+    path.join(DATA, 'wrong-schema.json'),
+    JSON.stringify({ ...bug.json, schema: 'threadline.report/9' }),
+  );
+
+  ({ server, url: base } = await startServer({ root: ROOT, port: 0, mounts: { '/test-data/': DATA } }));
+  userDataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'threadline-chromium-'));
+  context = await chromium.launchPersistentContext(userDataDir, {
+    executablePath: CHROMIUM,
+    headless: true,
+    args: [
+      '--no-sandbox',
+      '--disable-gpu',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--disable-sync',
+      '--no-first-run',
+    ],
+    viewport: { width: 1440, height: 900 },
+  });
+  await context.grantPermissions(['clipboard-read', 'clipboard-write'], { origin: new URL(base).origin });
+});
+
+after(async () => {
+  await context?.close();
+  server?.close();
+  if (userDataDir) fs.rmSync(userDataDir, { recursive: true, force: true });
+});
+
+const demoUrl = (r) => `../threadline-reports/${encodeURIComponent(r.file)}`;
+
+/** A new page on `query` + `hash`, waiting until the first rows are on screen. */
+async function open(query = '', hash = '', { wait = true } = {}) {
+  const page = await context.newPage();
+  const problems = [];
+  page.on('pageerror', (e) => problems.push(`pageerror: ${e.message}`));
+  page.on('console', (m) => m.type() === 'error' && problems.push(`console: ${m.text()}`));
+  page.problems = problems;
+  await page.goto(base + query + hash);
+  if (wait) await ready(page);
+  return page;
+}
+
+async function ready(page, timeout = 20_000) {
+  await page.waitForSelector('body[data-state="ready"] #rows .row[data-index]', { timeout });
+}
+
+async function settle(page) {
+  await page.evaluate(() => window.__replay.settled());
+}
+
+async function shot(page, name) {
+  await page.screenshot({ path: path.join(OUT, `${name}.png`) });
+}
+
+/** Indexes and classes of the rows in the DOM (visible window). */
+function domRows(page) {
+  return page.$$eval('#rows .row[data-index]:not([hidden])', (rows) =>
+    rows.map((r) => ({
+      index: Number(r.dataset.index),
+      mismatch: r.classList.contains('mismatch'),
+      current: r.classList.contains('current'),
+      differs: [...r.querySelectorAll('.tid.differs')].map((c) => c.dataset.field),
+      user: r.querySelector('.c-user').textContent,
+      text: r.textContent,
+    })),
+  );
+}
+
+async function current(page) {
+  return page.evaluate(() => {
+    const row = document.querySelector('#rows .row.current');
+    const h = document.querySelector('#detail h3');
+    return {
+      hash: location.hash,
+      row: row ? Number(row.dataset.index) : null,
+      detail: h ? h.textContent : null,
+    };
+  });
+}
+
+function expectedDiffers(s) {
+  const fields = ['thread_id_user_context', 'thread_id_manager_context', 'thread_id_isolation_key', 'thread_id_cleanup_lookup'];
+  const first = fields.map((f) => s[f]).find((v) => v != null && v !== '');
+  return fields.filter((f) => s[f] != null && s[f] !== '' && s[f] !== first);
+}
+
+test('a Python demo report: mismatch rows marked, analysis equals Python', async () => {
+  const page = await open(`?report=${demoUrl(bug)}`);
+  const a = bug.json.analysis;
+  const shown = await page.$$eval('[data-field][data-value]', (els) =>
+    Object.fromEntries(els.filter((e) => e.closest('#analysis')).map((e) => [e.dataset.field, e.dataset.value])),
+  );
+  for (const f of [
+    'total_snapshots',
+    'inconsistent_snapshots',
+    'total_violations',
+    'unique_thread_ids_found',
+    'leaked_managers',
+    'first_divergence',
+    'last_consistent_before_divergence',
+  ]) {
+    assert.equal(shown[f], String(a[f]), `analysis ${f}`);
+  }
+  assert.equal(Number(shown.consistency_score), a.consistency_score);
+  const scoreText = await page.textContent('#analysis .score .big');
+  assert.equal(scoreText, `${a.consistency_score.toFixed(1)}%`);
+  for (const [op, n] of Object.entries(a.operation_violations)) {
+    const cell = await page.$(`#analysis [data-op-count="${op}"]`);
+    assert.equal(await cell.textContent(), String(n), `violations of ${op}`);
+  }
+  // The Python-side analysis of the same file, computed now, agrees too.
+  const py = JSON.parse(
+    python([
+      '-c',
+      'import json,sys\nfrom threadline import Tracker\nt = Tracker.from_json(open(sys.argv[1]).read())\nprint(json.dumps(t.analyze()))',
+      path.join(REPORTS, bug.file),
+    ]),
+  );
+  for (const f of ['total_snapshots', 'total_violations', 'unique_thread_ids_found', 'inconsistent_snapshots', 'consistency_score']) {
+    assert.equal(py[f], a[f], `python analyze() ${f}`);
+  }
+
+  // Jump to the first divergence: that row is marked, its disagreeing cells highlighted.
+  await page.click('#nav-divergence');
+  await page.waitForSelector(`#rows .row.current[data-index="${a.first_divergence}"]`);
+  const rows = await domRows(page);
+  const byIndex = new Map(bug.json.snapshots.map((s) => [s.index, s]));
+  assert.ok(rows.length > 0);
+  for (const r of rows) {
+    const s = byIndex.get(r.index);
+    assert.equal(r.mismatch, s.mismatch, `row ${r.index} mismatch mark`);
+    assert.deepEqual(r.differs, expectedDiffers(s), `row ${r.index} highlighted cells`);
+  }
+  const marked = rows.find((r) => r.index === a.first_divergence);
+  assert.ok(marked.mismatch && marked.differs.length > 0, 'the first divergence is marked');
+  assert.match(await page.textContent('#detail'), /MISMATCH DETECTED/);
+  // Violations panel links to its snapshots.
+  const links = await page.$$eval('#violations a.snap-link', (as) => as.map((x) => Number(x.dataset.snapshot)));
+  const expectedLinks = bug.json.violations.filter((v) => v.snapshot_index != null).map((v) => v.snapshot_index);
+  assert.deepEqual(links, expectedLinks);
+  await shot(page, 'demo-report');
+  assert.deepEqual(page.problems, []);
+  await page.close();
+});
+
+test('"Copy text report" gives what python -m threadline report prints', async () => {
+  const page = await open(`?report=${demoUrl(bug)}`);
+  await page.click('#copy-text');
+  await page.waitForSelector('#toast:not([hidden])');
+  const copied = await page.evaluate(() => navigator.clipboard.readText());
+  const printed = python(['-m', 'threadline', 'report', path.join(REPORTS, bug.file)]);
+  assert.equal(copied, printed.replace(/\n$/, ''));
+  assert.match(copied, /^=== THREAD_ID CONSISTENCY TRACKING REPORT ===/);
+  await page.close();
+});
+
+test('keyboard stepping moves the selection and the #snapshot= address', async () => {
+  const page = await open(`?report=${demoUrl(bug)}`);
+  const idx = bug.json.snapshots.map((s) => s.index);
+  assert.ok(idx.length >= 3, 'the demo report has at least 3 snapshots');
+  await page.focus('#viewport');
+  const expectAt = async (i) => {
+    await page.waitForFunction((n) => location.hash === `#snapshot=${n}`, idx[i]);
+    const c = await current(page);
+    assert.equal(c.row, idx[i]);
+    assert.match(c.detail, new RegExp(`^Snapshot ${idx[i]}\\b`));
+  };
+  await page.keyboard.press('ArrowRight');
+  await expectAt(0);
+  await page.keyboard.press('ArrowRight');
+  await expectAt(1);
+  await page.keyboard.press('j');
+  await expectAt(2);
+  await page.keyboard.press('k');
+  await expectAt(1);
+  await page.keyboard.press('ArrowLeft');
+  await expectAt(0);
+  await page.keyboard.press('ArrowLeft'); // stays on the first
+  await expectAt(0);
+  await page.keyboard.press('End');
+  await expectAt(idx.length - 1);
+  // d: first divergence; n: next violation after it (or wrap to the first).
+  await page.keyboard.press('d');
+  await page.waitForFunction((n) => location.hash === `#snapshot=${n}`, bug.json.analysis.first_divergence);
+  const vsnaps = [...new Set(bug.json.violations.map((v) => v.snapshot_index).filter((x) => x != null))].sort((a, b) => a - b);
+  const after = vsnaps.find((x) => x > bug.json.analysis.first_divergence) ?? vsnaps[0];
+  await page.keyboard.press('n');
+  await page.waitForFunction((n) => location.hash === `#snapshot=${n}`, after);
+  // Play steps on its own; space pauses.
+  await page.keyboard.press('Home');
+  await expectAt(0);
+  await page.keyboard.press(' ');
+  await page.waitForFunction((n) => location.hash === `#snapshot=${n}`, idx[2], { timeout: 5000 });
+  await page.keyboard.press(' ');
+  const stopped = (await current(page)).hash;
+  await page.waitForTimeout(1000);
+  assert.equal((await current(page)).hash, stopped, 'paused');
+  await page.close();
+});
+
+test('a #snapshot=N link opens the same place', async () => {
+  const n = bug.json.analysis.first_divergence;
+  const page = await open(`?report=${demoUrl(bug)}`, `#snapshot=${n}`);
+  await page.waitForSelector(`#rows .row.current[data-index="${n}"]`);
+  const c = await current(page);
+  assert.equal(c.hash, `#snapshot=${n}`);
+  assert.match(c.detail, new RegExp(`^Snapshot ${n}\\b`));
+  // Editing the address moves too.
+  const m = bug.json.snapshots[0].index;
+  await page.evaluate((x) => (location.hash = `#snapshot=${x}`), m);
+  await page.waitForSelector(`#rows .row.current[data-index="${m}"]`);
+  // A link into the big report scrolls far down and shows that row.
+  const far = 77_777;
+  const big = await open('?report=/test-data/big-100k.json', `#snapshot=${far}`);
+  await big.waitForSelector(`#rows .row.current[data-index="${far}"]`);
+  assert.match((await current(big)).detail, new RegExp(`^Snapshot ${far}\\b`));
+  await shot(big, 'big-report-link');
+  await big.close();
+  await page.close();
+});
+
+test('filters narrow the table', async () => {
+  const page = await open(`?report=${demoUrl(bug)}`);
+  const snaps = bug.json.snapshots;
+  const total = snaps.length;
+  const user = snaps.find((s) => s.mismatch).user_id;
+  await page.fill('#f-user', user);
+  await settle(page);
+  const byUser = snaps.filter((s) => s.user_id === user);
+  let rows = await domRows(page);
+  assert.deepEqual(rows.map((r) => r.index), byUser.map((s) => s.index));
+  assert.match(await page.textContent('#f-count'), new RegExp(`^${byUser.length} of ${total}`));
+
+  // Thread id substring: the forked id's tail.
+  const forked = snaps.find((s) => s.mismatch);
+  const ids = ['thread_id_user_context', 'thread_id_manager_context', 'thread_id_isolation_key', 'thread_id_cleanup_lookup'];
+  const odd = expectedDiffers(forked).map((f) => forked[f])[0];
+  const needle = odd.slice(-6);
+  await page.fill('#f-user', '');
+  await page.fill('#f-thread', needle);
+  await settle(page);
+  const bySub = snaps.filter((s) => ids.some((f) => s[f] != null && s[f].includes(needle)));
+  rows = await domRows(page);
+  assert.deepEqual(rows.map((r) => r.index), bySub.map((s) => s.index));
+  assert.ok(bySub.length < total, 'the substring filter narrows');
+
+  await page.click('#f-clear');
+  await page.check('#f-mismatch');
+  await settle(page);
+  rows = await domRows(page);
+  assert.deepEqual(rows.map((r) => r.index), snaps.filter((s) => s.mismatch).map((s) => s.index));
+  assert.ok(rows.every((r) => r.mismatch));
+  await shot(page, 'filter-mismatches');
+  await page.close();
+
+  // On the big report: the forked ids are exactly the violations.
+  const big = await open('?report=/test-data/big-100k.json');
+  await big.fill('#f-thread', 'different-thread');
+  await settle(big);
+  assert.match(await big.textContent('#f-count'), new RegExp(`^${bigAnalysis.total_violations.toLocaleString('en-US')} of 100,000`));
+  rows = await domRows(big);
+  assert.ok(rows.length > 0 && rows.every((r) => r.mismatch));
+  await big.close();
+});
+
+test('compare two reports: deltas and changed operations', async () => {
+  const page = await open(`?report=${demoUrl(bug)}&report=${demoUrl(clean)}`);
+  await page.waitForSelector('#tabs .tab:nth-child(2)');
+  await page.waitForSelector('#compare table.cmp');
+  const b = bug.json.analysis;
+  const a = clean.json.analysis;
+  const d = await page.$$eval('#compare [data-field]', (els) => Object.fromEntries(els.map((e) => [e.dataset.field, Number(e.dataset.value)])));
+  assert.equal(d.violations_delta, a.total_violations - b.total_violations);
+  assert.equal(d.inconsistent_delta, a.inconsistent_snapshots - b.inconsistent_snapshots);
+  assert.equal(d.unique_thread_ids_delta, a.unique_thread_ids_found - b.unique_thread_ids_found);
+  assert.equal(d.leaked_managers_delta, a.leaked_managers - b.leaked_managers);
+  assert.ok(Math.abs(d.score_delta - (a.consistency_score - b.consistency_score)) < 1e-9);
+  const changed = await page.$$eval('#compare table.changed tbody tr', (trs) =>
+    trs.map((tr) => [...tr.children].map((td) => td.textContent)),
+  );
+  const ops = new Set([...Object.keys(b.operation_violations), ...Object.keys(a.operation_violations)]);
+  const expected = [...ops]
+    .map((op) => [op, String(b.operation_violations[op] || 0), String(a.operation_violations[op] || 0)])
+    .filter(([, x, y]) => x !== y);
+  assert.deepEqual(changed, expected);
+  await shot(page, 'compare');
+  await page.close();
+});
+
+test('a malformed or wrong-schema file shows a message and keeps the open report', async () => {
+  const page = await open(`?report=${demoUrl(bug)}`, `#snapshot=${bug.json.snapshots[1].index}`);
+  await page.waitForSelector('#rows .row.current');
+  const before = { rows: await domRows(page), tabs: await page.$$eval('#tabs .tab', (t) => t.map((x) => x.textContent)) };
+  for (const [file, pattern] of [
+    ['malformed.json', /Could not open malformed\.json: .+/],
+    ['wrong-schema.json', /Could not open wrong-schema\.json: .*threadline\.report\/9/],
+  ]) {
+    await page.setInputFiles('#file-input', path.join(DATA, file));
+    await page.waitForSelector('#message:not([hidden])');
+    assert.match(await page.textContent('#message .text'), pattern);
+    assert.deepEqual(await page.$$eval('#tabs .tab', (t) => t.map((x) => x.textContent)), before.tabs);
+    assert.deepEqual(await domRows(page), before.rows);
+    assert.equal((await current(page)).hash, `#snapshot=${bug.json.snapshots[1].index}`);
+    await shot(page, `error-${file.replace('.json', '')}`);
+    await page.click('#message .close');
+  }
+  // A 404 through ?report= is a message too, with nothing open.
+  const missing = await open('?report=/test-data/no-such-report.json', '', { wait: false });
+  await missing.waitForSelector('#message:not([hidden])');
+  assert.match(await missing.textContent('#message .text'), /HTTP 404/);
+  assert.equal(await missing.getAttribute('body', 'data-state'), 'empty');
+  await missing.close();
+
+  // Dropping a good file onto the page opens it beside the first.
+  const text = fs.readFileSync(path.join(REPORTS, clean.file), 'utf8');
+  await page.evaluate(
+    ({ text, name }) => {
+      const dt = new DataTransfer();
+      dt.items.add(new File([text], name, { type: 'application/json' }));
+      for (const type of ['dragenter', 'dragover', 'drop']) {
+        window.dispatchEvent(new DragEvent(type, { dataTransfer: dt, bubbles: true, cancelable: true }));
+      }
+    },
+    { text, name: clean.file },
+  );
+  await page.waitForSelector('#tabs .tab:nth-child(2).active');
+  assert.equal(await page.textContent('#analysis .score .big'), `${clean.json.analysis.consistency_score.toFixed(1)}%`);
+  await page.close();
+});
+
+test(`a ${BIG.toLocaleString('en-US')}-snapshot report shows its first screen within ${LOAD_BUDGET_MS} ms`, async () => {
+  const page = await context.newPage();
+  const t0 = Date.now();
+  await page.goto(`${base}?report=/test-data/big-100k.json`);
+  await page.waitForSelector('#rows .row[data-index="0"]', { timeout: 30_000 });
+  const elapsed = Date.now() - t0;
+  const timings = await page.evaluate(() => window.__replay.timings[0]);
+  console.log(
+    `# 100k load: ${elapsed} ms from navigation to first rows (read ${timings.worker.read.toFixed(0)} ms, parse+analyse ${timings.worker.parse.toFixed(0)} ms, ${(timings.bytes / 1e6).toFixed(1)} MB)`,
+  );
+  fs.writeFileSync(path.join(OUT, 'load-100k.json'), JSON.stringify({ elapsed_ms: elapsed, ...timings }, null, 2));
+  await shot(page, 'big-report');
+  assert.ok(elapsed < LOAD_BUDGET_MS, `first screen after ${elapsed} ms (budget ${LOAD_BUDGET_MS} ms)`);
+
+  // Only the visible rows are in the DOM, and scrolling far renders the right ones.
+  const inDom = await page.$$eval('#rows .row:not([hidden])', (r) => r.length);
+  assert.ok(inDom < 60, `${inDom} rows in the DOM`);
+  await page.focus('#viewport');
+  await page.keyboard.press('End');
+  await page.waitForSelector(`#rows .row.current[data-index="${BIG - 1}"]`);
+  await page.$eval('#viewport', (v) => (v.scrollTop = v.scrollHeight / 2));
+  await page.waitForFunction(() => {
+    const idx = [...document.querySelectorAll('#rows .row[data-index]:not([hidden])')].map((r) => Number(r.dataset.index));
+    return idx.length > 10 && idx[0] > 40_000 && idx[0] < 60_000 && idx.every((x, i) => i === 0 || x === idx[i - 1] + 1);
+  });
+  assert.ok((await page.$$eval('#rows .row:not([hidden])', (r) => r.length)) < 60);
+  assert.equal(await page.textContent('#analysis [data-field="total_snapshots"]'), '100,000');
+  await page.close();
+});
+
+test(`a ${HUGE.toLocaleString('en-US')}-snapshot report opens without running out of memory`, { timeout: 240_000 }, async () => {
+  const file = path.join(DATA, 'huge-1m.json');
+  const a = generateReport(file, HUGE, { every: 997, compact: true });
+  const page = await context.newPage();
+  let crashed = false;
+  page.on('crash', () => (crashed = true));
+  const t0 = Date.now();
+  await page.goto(`${base}?report=/test-data/huge-1m.json`);
+  await page.waitForSelector('#rows .row[data-index="0"]', { timeout: 200_000 });
+  const elapsed = Date.now() - t0;
+  console.log(`# 1M load: ${elapsed} ms, ${(fs.statSync(file).size / 1e6).toFixed(0)} MB`);
+  assert.equal(await page.getAttribute('#analysis [data-field="total_snapshots"]', 'data-value'), String(HUGE));
+  assert.equal(await page.getAttribute('#analysis [data-field="total_violations"]', 'data-value'), String(a.total_violations));
+  await page.focus('#viewport');
+  await page.keyboard.press('End');
+  await page.waitForSelector(`#rows .row.current[data-index="${HUGE - 1}"]`);
+  await page.keyboard.press('n'); // wraps to the first violation
+  await page.waitForFunction((n) => location.hash === `#snapshot=${n}`, a.first_divergence);
+  await shot(page, 'huge-report');
+  assert.equal(crashed, false);
+  await page.close();
+  fs.rmSync(file, { force: true });
+});
