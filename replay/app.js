@@ -622,8 +622,13 @@ function renderRows() {
     d.setAttribute('aria-selected', i === r.selRow);
   }
   for (let k = n; k < pool.length; k++) {
-    pool[k].hidden = true;
-    pool[k].dataset.key = '';
+    const d = pool[k];
+    if (d.hidden) continue;
+    d.hidden = true;
+    d.className = 'row';
+    d.dataset.key = '';
+    delete d.dataset.index;
+    delete d.dataset.row;
   }
   // Prefetch one chunk past the edges so stepping and scrolling do not wait.
   if (n > 0) {
@@ -662,6 +667,9 @@ async function selectRow(i, { scroll = 'nearest' } = {}) {
   writeHash();
   renderDetail();
   renderPosition();
+  // The detail may have changed the table's height: keep the selection in view.
+  scrollToRow(i, 'nearest');
+  renderRows();
 }
 
 function refreshSelection() {
@@ -1055,7 +1063,12 @@ function renderComparePickers() {
     else if (want) sel.value = want.uid;
   };
   opts(el.cmpBefore, reports[0]);
-  opts(el.cmpAfter, reports[1] || reports[0]);
+  opts(el.cmpAfter, reports[reports.length - 1]);
+  // Two reports open and both pickers on the same one: compare with the newest instead.
+  if (reports.length >= 2 && el.cmpBefore.value === el.cmpAfter.value) {
+    const other = [...reports].reverse().find((r) => String(r.uid) !== el.cmpBefore.value);
+    el.cmpAfter.value = other.uid;
+  }
   renderCompare();
 }
 
