@@ -161,6 +161,89 @@ pub enum ReportError {
     },
 }
 
+/// Stable, language-neutral names of every error case, `{concern}.{case}`, so bindings
+/// and test vectors can name an error without matching on its message. A wrapped error
+/// reports the case it wraps (`KeyError::Part(ContextError::Empty)` is `context.empty`).
+impl IdError {
+    pub fn kind(&self) -> &'static str {
+        match self {
+            IdError::InvalidPart { .. } => "id.invalid_part",
+            IdError::RandomLength { .. } => "id.random_length",
+            IdError::BatchCount { .. } => "id.batch_count",
+            IdError::Timestamp { .. } => "id.timestamp",
+            IdError::Unparsable { .. } => "id.unparsable",
+            IdError::Seed(_) => "id.seed",
+        }
+    }
+}
+
+impl ContextError {
+    /// See [`IdError::kind`].
+    pub fn kind(&self) -> &'static str {
+        match self {
+            ContextError::Empty { .. } => "context.empty",
+            ContextError::Placeholder { .. } => "context.placeholder",
+            ContextError::PlaceholderPrefix { .. } => "context.placeholder_prefix",
+            ContextError::ColonInUserId { .. } => "context.colon_in_user_id",
+            ContextError::ControlCharacter { .. } => "context.control_character",
+            ContextError::TooLong { .. } => "context.too_long",
+            ContextError::Depth { .. } => "context.depth",
+            ContextError::Id(e) => e.kind(),
+        }
+    }
+}
+
+impl KeyError {
+    /// See [`IdError::kind`].
+    pub fn kind(&self) -> &'static str {
+        match self {
+            KeyError::Unparsable { .. } => "key.unparsable",
+            KeyError::TooLong { .. } => "key.too_long",
+            KeyError::Part(e) => e.kind(),
+        }
+    }
+}
+
+impl SessionError {
+    /// See [`IdError::kind`].
+    pub fn kind(&self) -> &'static str {
+        match self {
+            SessionError::Context(e) => e.kind(),
+        }
+    }
+}
+
+impl RegistryError {
+    /// See [`IdError::kind`].
+    pub fn kind(&self) -> &'static str {
+        match self {
+            RegistryError::LimitExceeded { .. } => "registry.limit_exceeded",
+            RegistryError::IsolationViolation { .. } => "registry.isolation_violation",
+            RegistryError::UnknownManager { .. } => "registry.unknown_manager",
+            RegistryError::Inactive { .. } => "registry.inactive",
+            RegistryError::Config { .. } => "registry.config",
+            RegistryError::Key(e) => e.kind(),
+            RegistryError::Context(e) => e.kind(),
+        }
+    }
+}
+
+impl ReportError {
+    /// See [`IdError::kind`].
+    pub fn kind(&self) -> &'static str {
+        match self {
+            ReportError::TooLarge { .. } => "report.too_large",
+            ReportError::TooDeep { .. } => "report.too_deep",
+            ReportError::Json(_) => "report.json",
+            ReportError::Schema { .. } => "report.schema",
+            ReportError::Field { .. } => "report.field",
+            ReportError::Capacity { .. } => "report.capacity",
+            ReportError::EmptyOperation => "report.empty_operation",
+            ReportError::TooLong { .. } => "report.too_long",
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -176,6 +259,18 @@ mod tests {
         let s = shown(&long);
         assert!(s.len() < 100, "{s}");
         assert!(s.ends_with("(10000000 bytes)"), "{s}");
+    }
+
+    #[test]
+    fn kinds_name_the_wrapped_case() {
+        let e = KeyError::Part(ContextError::Empty {
+            field: "user_id",
+            value: String::new(),
+        });
+        assert_eq!(e.kind(), "context.empty");
+        let e = RegistryError::Context(ContextError::Id(IdError::Seed("x".into())));
+        assert_eq!(e.kind(), "id.seed");
+        assert_eq!(ReportError::EmptyOperation.kind(), "report.empty_operation");
     }
 
     #[test]

@@ -1,6 +1,31 @@
-//! WebAssembly bindings for threadline: type and error conversion only; every rule is in the core.
+//! WebAssembly bindings for threadline: type and error conversion only; every rule is in
+//! the core.
+//!
+//! Conventions of the JS API:
+//! - methods and option names are camelCase; data objects handed to JS (ids, analysis,
+//!   snapshots, violations, stats) use the core's serde field names (snake_case, the same
+//!   as the report JSON);
+//! - every failure is thrown as an `Error` whose `name` is `"ThreadlineError"`, with a
+//!   `kind` (`"argument"` for a JS value of the wrong type or shape, else the core's
+//!   `{concern}.{case}`, see `threadline::error`) and the core's message. Inputs are
+//!   checked before they reach the core, so no call panics;
+//! - the clock is `Date.now()`, or a `clock` function given in the options (tests and
+//!   replays use a fixed clock).
 
 use wasm_bindgen::prelude::*;
+
+mod args;
+mod guard;
+mod ids;
+mod objects;
+mod registry;
+mod tracker;
+
+pub use guard::ThreadGuard;
+pub use ids::{IdGenerator, IsolationKey, UserContext};
+pub use objects::SessionStore;
+pub use registry::Registry;
+pub use tracker::Tracker;
 
 /// The package version.
 #[wasm_bindgen]

@@ -1,0 +1,286 @@
+//! Checking JS values on the way in, converting on the way out, and the typed error.
+
+use serde::Serialize;
+use wasm_bindgen::prelude::*;
+
+use threadline::Metadata;
+
+pub type JsResult<T> = Result<T, JsValue>;
+
+/// Largest integer a JS number holds exactly.
+pub const MAX_SAFE: f64 = 9_007_199_254_740_991.0;
+
+/// Kind of an error caused by a JS value of the wrong type or shape.
+pub const ARGUMENT: &str = "argument";
+
+/// A `ThreadlineError`: an `Error` named `ThreadlineError` with a `kind`.
+pub fn error(kind: &str, message: &str) -> JsValue {
+    let e = js_sys::Error::new(message);
+    e.set_name("ThreadlineError");
+    // Setting a property on a fresh Error cannot fail.
+    let _ = js_sys::Reflect::set(&e, &JsValue::from_str("kind"), &JsValue::from_str(kind));
+    e.into()
+}
+
+/// An argument error.
+pub fn argument(message: impl AsRef<str>) -> JsValue {
+    error(ARGUMENT, message.as_ref())
+}
+
+/// The core's error types, by their stable kind and message.
+pub trait CoreError: std::fmt::Display {
+    fn error_kind(&self) -> &'static str;
+}
+
+macro_rules! core_error {
+    ($($t:ty),*) => {$(
+        impl CoreError for $t {
+            fn error_kind(&self) -> &'static str {
+                self.kind()
+            }
+        }
+    )*};
+}
+core_error!(
+    threadline::IdError,
+    threadline::ContextError,
+    threadline::KeyError,
+    threadline::SessionError,
+    threadline::RegistryError,
+    threadline::ReportError
+);
+
+/// Converts a core error to a thrown `ThreadlineError`.
+pub fn core<E: CoreError>(e: E) -> JsValue {
+    error(e.error_kind(), &e.to_string())
+}
+
+/// How a value is described in an argument error: its type, and short values.
+pub fn describe(v: &JsValue) -> String {
+    if v.is_undefined() {
+        return "undefined".into();
+    }
+    if v.is_null() {
+        return "null".into();
+    }
+    if let Some(s) = v.as_string() {
+        return format!("the string {}", threadline::error::shown(&s));
+    }
+    if let Some(n) = v.as_f64() {
+        return format!("the number {n}");
+    }
+    if let Some(b) = v.as_bool() {
+        return format!("the boolean {b}");
+    }
+    if js_sys::Array::is_array(v) {
+        return "an array".into();
+    }
+    match v.js_typeof().as_string().as_deref() {
+        Some("object") => "an object".into(),
+        Some(t) => format!("a {t}"),
+        None => "a value".into(),
+    }
+}
+
+/// A required string argument.
+pub fn string(v: &JsValue, name: &str) -> JsResult<String> {
+    v.as_string()
+        .ok_or_else(|| argument(format!("{name} must be a string: got {}", describe(v))))
+}
+
+/// An optional string argument: `undefined` and `null` are absent.
+pub fn opt_string(v: &JsValue, name: &str) -> JsResult<Option<String>> {
+    if v.is_undefined() || v.is_null() {
+        Ok(None)
+    } else {
+        string(v, name).map(Some)
+    }
+}
+
+/// A whole, non-negative number that a JS number holds exactly.
+pub fn whole(v: &JsValue, name: &str) -> JsResult<u64> {
+    let n = v.as_f64().ok_or_else(|| {
+        argument(format!(
+            "{name} must be a whole number: got {}",
+            describe(v)
+        ))
+    })?;
+    whole_f64(n, name)
+}
+
+pub fn whole_f64(n: f64, name: &str) -> JsResult<u64> {
+    if n.is_finite() && n >= 0.0 && n.fract() == 0.0 && n <= MAX_SAFE {
+        Ok(n as u64)
+    } else {
+        Err(argument(format!(
+            "{name} must be a whole number from 0 to 2^53-1: got {n}"
+        )))
+    }
+}
+
+/// An options object: `undefined`/`null` is empty; any other non-object, or a key not in
+/// `known`, is an argument error (a misspelt option must not be ignored silently).
+pub struct Options {
+    obj: Option<js_sys::Object>,
+    what: &'static str,
+}
+
+impl Options {
+    pub fn new(v: &JsValue, what: &'static str, known: &[&str]) -> JsResult<Self> {
+        if v.is_undefined() || v.is_null() {
+            return Ok(Self { obj: None, what });
+        }
+        if !v.is_object() || js_sys::Array::is_array(v) || v.is_function() {
+            return Err(argument(format!(
+                "{what} must be an object: got {}",
+                describe(v)
+            )));
+        }
+        let obj: js_sys::Object = v.clone().unchecked_into();
+        for key in js_sys::Object::keys(&obj).iter() {
+            let k = key.as_string().unwrap_or_default();
+            if !known.contains(&k.as_str()) {
+                return Err(argument(format!(
+                    "{what} has no option {}: expected one of {}",
+                    threadline::error::shown(&k),
+                    known.join(", ")
+                )));
+            }
+        }
+        Ok(Self {
+            obj: Some(obj),
+            what,
+        })
+    }
+
+    /// The value of a key; `undefined` when absent.
+    pub fn get(&self, key: &str) -> JsResult<JsValue> {
+        match &self.obj {
+            None => Ok(JsValue::UNDEFINED),
+            Some(o) => js_sys::Reflect::get(o, &JsValue::from_str(key)),
+        }
+    }
+
+    fn name(&self, key: &str) -> String {
+        format!("{}.{key}", self.what)
+    }
+
+    pub fn string(&self, key: &str) -> JsResult<Option<String>> {
+        opt_string(&self.get(key)?, &self.name(key))
+    }
+
+    pub fn required_string(&self, key: &str) -> JsResult<String> {
+        string(&self.get(key)?, &self.name(key))
+    }
+
+    pub fn whole(&self, key: &str) -> JsResult<Option<u64>> {
+        let v = self.get(key)?;
+        if v.is_undefined() || v.is_null() {
+            return Ok(None);
+        }
+        whole(&v, &self.name(key)).map(Some)
+    }
+
+    pub fn bool(&self, key: &str) -> JsResult<Option<bool>> {
+        let v = self.get(key)?;
+        if v.is_undefined() || v.is_null() {
+            return Ok(None);
+        }
+        v.as_bool().map(Some).ok_or_else(|| {
+            argument(format!(
+                "{} must be a boolean: got {}",
+                self.name(key),
+                describe(&v)
+            ))
+        })
+    }
+
+    pub fn function(&self, key: &str) -> JsResult<Option<js_sys::Function>> {
+        let v = self.get(key)?;
+        if v.is_undefined() || v.is_null() {
+            return Ok(None);
+        }
+        if !v.is_function() {
+            return Err(argument(format!(
+                "{} must be a function: got {}",
+                self.name(key),
+                describe(&v)
+            )));
+        }
+        Ok(Some(v.unchecked_into()))
+    }
+
+    pub fn metadata(&self, key: &str) -> JsResult<Option<Metadata>> {
+        let v = self.get(key)?;
+        metadata(&v, &self.name(key))
+    }
+}
+
+/// Plain JSON-like data (`{}` of strings, numbers, booleans, null, arrays, objects), read
+/// the way `JSON.stringify` sees it.
+pub fn metadata(v: &JsValue, name: &str) -> JsResult<Option<Metadata>> {
+    if v.is_undefined() || v.is_null() {
+        return Ok(None);
+    }
+    if !v.is_object() || js_sys::Array::is_array(v) || v.is_function() {
+        return Err(argument(format!(
+            "{name} must be a plain object: got {}",
+            describe(v)
+        )));
+    }
+    from_js(v, name).map(Some)
+}
+
+/// A JS value read as JSON into a serde type.
+pub fn from_js<T: serde::de::DeserializeOwned>(v: &JsValue, name: &str) -> JsResult<T> {
+    let text = js_sys::JSON::stringify(v)
+        .ok()
+        .and_then(|s| s.as_string())
+        .ok_or_else(|| argument(format!("{name} is not plain JSON data")))?;
+    serde_json::from_str(&text).map_err(|e| argument(format!("{name} is not valid: {e}")))
+}
+
+/// Any serde value as a plain JS value, JSON-shaped (maps as objects, `None` as `null`),
+/// through JSON text: one fast `JSON.parse` instead of a call per field.
+pub fn to_js<T: Serialize + ?Sized>(v: &T) -> JsResult<JsValue> {
+    let text = serde_json::to_string(v).map_err(|e| {
+        error(
+            "internal",
+            &format!("could not convert a result to JS: {e}"),
+        )
+    })?;
+    js_sys::JSON::parse(&text)
+}
+
+/// Where time comes from: `Date.now()`, or a function the caller gave.
+#[derive(Clone)]
+pub enum JsClock {
+    Date,
+    Func(js_sys::Function),
+}
+
+impl JsClock {
+    pub fn from_options(o: &Options) -> JsResult<Self> {
+        Ok(match o.function("clock")? {
+            Some(f) => JsClock::Func(f),
+            None => JsClock::Date,
+        })
+    }
+
+    /// Unix time in ms.
+    pub fn now(&self) -> JsResult<u64> {
+        match self {
+            JsClock::Date => Ok(js_sys::Date::now().max(0.0) as u64),
+            JsClock::Func(f) => {
+                let v = f.call0(&JsValue::UNDEFINED)?;
+                match v.as_f64() {
+                    Some(n) => whole_f64(n.floor(), "clock()"),
+                    None => Err(argument(format!(
+                        "clock() must return Unix time in ms: got {}",
+                        describe(&v)
+                    ))),
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,341 @@
+//! `Tracker`: the consistency tracker, and `compareAnalyses`.
+
+use std::cell::RefCell;
+use std::rc::Rc;
+
+use wasm_bindgen::prelude::*;
+
+use threadline::tracker::{Analysis, Comparison, ReportLimits, SnapshotFilter, SnapshotInput};
+use threadline::RegistryEvent;
+
+use crate::args::{self, argument, core, to_js, JsClock, JsResult, Options};
+
+/// A core tracker and its clock, shared by a `Tracker` and the `ThreadGuard` that made it.
+pub struct Shared {
+    pub core: threadline::Tracker,
+    pub clock: JsClock,
+}
+
+pub type SharedTracker = Rc<RefCell<Shared>>;
+
+fn busy() -> JsValue {
+    argument("the tracker is in use by a call that has not returned (a clock or getter called back into it)")
+}
+
+/// Snapshots, violations, analysis, the report text and its JSON.
+#[wasm_bindgen]
+pub struct Tracker {
+    pub(crate) inner: SharedTracker,
+}
+
+impl Tracker {
+    pub(crate) fn from_shared(inner: SharedTracker) -> Self {
+        Self { inner }
+    }
+
+    fn now(&self) -> JsResult<u64> {
+        let clock = self.inner.try_borrow().map_err(|_| busy())?.clock.clone();
+        clock.now()
+    }
+
+    fn with<T>(&self, f: impl FnOnce(&mut Shared) -> JsResult<T>) -> JsResult<T> {
+        let mut s = self.inner.try_borrow_mut().map_err(|_| busy())?;
+        f(&mut s)
+    }
+
+    pub(crate) fn observe_events(&self, events: &[RegistryEvent]) -> JsResult<()> {
+        self.with(|s| {
+            for e in events {
+                s.core.observe(e);
+            }
+            Ok(())
+        })
+    }
+}
+
+/// What `takeSnapshot` reads: every thread id is optional; the isolation key is parsed by
+/// the core (canonical or older form).
+pub(crate) struct SnapshotArgs {
+    pub operation: String,
+    pub user_id: Option<String>,
+    pub user_context_thread_id: Option<String>,
+    pub websocket_client_id: Option<String>,
+    pub manager_thread_id: Option<String>,
+    pub manager_instance_id: Option<u64>,
+    pub isolation_key: Option<String>,
+    pub cleanup_lookup_thread_id: Option<String>,
+    pub metadata: Option<threadline::Metadata>,
+}
+
+impl SnapshotArgs {
+    fn read(v: &JsValue) -> JsResult<Self> {
+        if v.is_undefined() || v.is_null() {
+            return Err(argument(
+                "takeSnapshot needs an object with at least an operation: got nothing",
+            ));
+        }
+        let o = Options::new(
+            v,
+            "snapshot",
+            &[
+                "operation",
+                "userId",
+                "userContextThreadId",
+                "websocketClientId",
+                "managerThreadId",
+                "managerInstanceId",
+                "isolationKey",
+                "cleanupLookupThreadId",
+                "metadata",
+            ],
+        )?;
+        Ok(Self {
+            operation: o.required_string("operation")?,
+            user_id: o.string("userId")?,
+            user_context_thread_id: o.string("userContextThreadId")?,
+            websocket_client_id: o.string("websocketClientId")?,
+            manager_thread_id: o.string("managerThreadId")?,
+            manager_instance_id: o.whole("managerInstanceId")?,
+            isolation_key: o.string("isolationKey")?,
+            cleanup_lookup_thread_id: o.string("cleanupLookupThreadId")?,
+            metadata: o.metadata("metadata")?,
+        })
+    }
+
+    pub(crate) fn input(&self) -> SnapshotInput<'_> {
+        SnapshotInput {
+            operation: &self.operation,
+            user_id: self.user_id.as_deref(),
+            user_context_thread_id: self.user_context_thread_id.as_deref(),
+            websocket_client_id: self.websocket_client_id.as_deref(),
+            manager_thread_id: self.manager_thread_id.as_deref(),
+            manager_instance_id: self.manager_instance_id,
+            isolation_key: self.isolation_key.as_deref(),
+            cleanup_lookup_thread_id: self.cleanup_lookup_thread_id.as_deref(),
+            metadata: self.metadata.clone(),
+        }
+    }
+}
+
+fn position(v: f64, len: usize, name: &str) -> JsResult<usize> {
+    if v.is_nan() {
+        return Err(argument(format!("{name} must be a number: got NaN")));
+    }
+    Ok(if v <= 0.0 {
+        0
+    } else if v >= len as f64 {
+        len
+    } else {
+        v as usize
+    })
+}
+
+#[wasm_bindgen]
+impl Tracker {
+    /// `new Tracker({ capacity?, clock?, startedMs? })`: keeps every snapshot, or the last
+    /// `capacity` snapshots and violations (every count stays exact).
+    #[wasm_bindgen(constructor)]
+    pub fn new(options: JsValue) -> JsResult<Tracker> {
+        let o = Options::new(
+            &options,
+            "Tracker options",
+            &["capacity", "clock", "startedMs"],
+        )?;
+        let clock = JsClock::from_options(&o)?;
+        let started = match o.whole("startedMs")? {
+            Some(t) => t,
+            None => clock.now()?,
+        };
+        let core = match o.whole("capacity")? {
+            None => threadline::Tracker::new(started),
+            Some(c) => threadline::Tracker::bounded(started, c as usize).map_err(core)?,
+        };
+        Ok(Tracker {
+            inner: Rc::new(RefCell::new(Shared { core, clock })),
+        })
+    }
+
+    /// Reads a report written by `toJSON` (by any language's binding).
+    /// `limits`: `{ maxBytes?, maxDepth?, clock? }`.
+    #[wasm_bindgen(js_name = fromJSON)]
+    pub fn from_json(text: JsValue, limits: JsValue) -> JsResult<Tracker> {
+        let text = args::string(&text, "report text")?;
+        let o = Options::new(&limits, "limits", &["maxBytes", "maxDepth", "clock"])?;
+        let mut l = ReportLimits::default();
+        if let Some(b) = o.whole("maxBytes")? {
+            l.max_bytes = b as usize;
+        }
+        if let Some(d) = o.whole("maxDepth")? {
+            l.max_depth = d as usize;
+        }
+        let clock = JsClock::from_options(&o)?;
+        let core = threadline::Tracker::from_json(&text, l).map_err(core)?;
+        Ok(Tracker {
+            inner: Rc::new(RefCell::new(Shared { core, clock })),
+        })
+    }
+
+    /// The report JSON text (schema `threadline.report/1`).
+    #[wasm_bindgen(js_name = toJSON)]
+    pub fn to_json(&self) -> JsResult<String> {
+        let now = self.now()?;
+        self.with(|s| Ok(s.core.to_json(now)))
+    }
+
+    /// The report text, in the seed's layout.
+    #[wasm_bindgen(js_name = reportText)]
+    pub fn report_text(&self) -> JsResult<String> {
+        let now = self.now()?;
+        self.with(|s| Ok(s.core.report_text(now)))
+    }
+
+    /// The analysis (snake_case fields, as in the report JSON).
+    pub fn analyze(&self) -> JsResult<JsValue> {
+        let now = self.now()?;
+        self.with(|s| to_js(&s.core.analyze(now)))
+    }
+
+    /// Records one snapshot; returns `{ index, mismatch, violations }`.
+    #[wasm_bindgen(js_name = takeSnapshot)]
+    pub fn take_snapshot(&self, input: JsValue) -> JsResult<JsValue> {
+        let a = SnapshotArgs::read(&input)?;
+        let now = self.now()?;
+        self.with(|s| {
+            let out = s.core.take_snapshot(a.input(), now).map_err(core)?;
+            to_js(&out)
+        })
+    }
+
+    /// A cleanup looking for `targetThreadId`, recorded beside the latest manager snapshot
+    /// (of `userId` when given). Options: `{ userId?, metadata? }`.
+    #[wasm_bindgen(js_name = simulateCleanupLookup)]
+    pub fn simulate_cleanup_lookup(
+        &self,
+        target_thread_id: JsValue,
+        options: JsValue,
+    ) -> JsResult<JsValue> {
+        let target = args::string(&target_thread_id, "targetThreadId")?;
+        let o = Options::new(&options, "lookup options", &["userId", "metadata"])?;
+        let user = o.string("userId")?;
+        let metadata = o.metadata("metadata")?;
+        let now = self.now()?;
+        self.with(|s| {
+            let out = s
+                .core
+                .simulate_cleanup_lookup(&target, user.as_deref(), metadata, now)
+                .map_err(core)?;
+            to_js(&out)
+        })
+    }
+
+    /// Records a violation found by the caller; returns its index.
+    /// Options: `{ operation?, details? }`.
+    #[wasm_bindgen(js_name = recordViolation)]
+    pub fn record_violation(
+        &self,
+        violation_type: JsValue,
+        severity: JsValue,
+        options: JsValue,
+    ) -> JsResult<f64> {
+        let kind = args::string(&violation_type, "type")?;
+        let severity = args::string(&severity, "severity")?;
+        let o = Options::new(&options, "violation options", &["operation", "details"])?;
+        let operation = o.string("operation")?;
+        let details = o.metadata("details")?.unwrap_or_default();
+        let now = self.now()?;
+        self.with(|s| {
+            s.core
+                .record_violation(&kind, &severity, operation.as_deref(), details, now)
+                .map(|i| i as f64)
+                .map_err(core)
+        })
+    }
+
+    /// Snapshots retained now (at most `capacity`).
+    #[wasm_bindgen(getter = retainedCount)]
+    pub fn retained_count(&self) -> JsResult<u32> {
+        self.with(|s| Ok(s.core.snapshots().len() as u32))
+    }
+
+    /// Snapshots ever taken.
+    #[wasm_bindgen(getter = totalSnapshots)]
+    pub fn total_snapshots(&self) -> JsResult<f64> {
+        self.with(|s| Ok(s.core.total_snapshots() as f64))
+    }
+
+    /// Violations ever recorded.
+    #[wasm_bindgen(getter = totalViolations)]
+    pub fn total_violations(&self) -> JsResult<f64> {
+        self.with(|s| Ok(s.core.total_violations() as f64))
+    }
+
+    /// The bound given at creation, or `null`.
+    #[wasm_bindgen(getter)]
+    pub fn capacity(&self) -> JsResult<Option<u32>> {
+        self.with(|s| Ok(s.core.capacity().map(|c| c as u32)))
+    }
+
+    /// When tracking started (Unix ms).
+    #[wasm_bindgen(getter = startedMs)]
+    pub fn started_ms(&self) -> JsResult<f64> {
+        self.with(|s| Ok(s.core.started_ms() as f64))
+    }
+
+    /// Retained snapshots at positions `start..end` (0 = oldest retained; clamped).
+    #[wasm_bindgen(js_name = snapshotRange)]
+    pub fn snapshot_range(&self, start: f64, end: f64) -> JsResult<JsValue> {
+        self.with(|s| {
+            let snaps = s.core.snapshots();
+            let a = position(start, snaps.len(), "start")?;
+            let b = position(end, snaps.len(), "end")?.max(a);
+            let part: Vec<_> = snaps.range(a..b).collect();
+            to_js(&part)
+        })
+    }
+
+    /// Retained violations, oldest first.
+    #[wasm_bindgen(js_name = violationList)]
+    pub fn violation_list(&self) -> JsResult<JsValue> {
+        self.with(|s| to_js(s.core.violations()))
+    }
+
+    /// Positions of the retained snapshots the filter keeps:
+    /// `{ user_id?, operation?, thread_id?, mismatches_only? }`.
+    #[wasm_bindgen(js_name = filterPositions)]
+    pub fn filter_positions(&self, filter: JsValue) -> JsResult<Vec<u32>> {
+        let f = read_filter(&filter)?;
+        self.with(|s| Ok(s.core.filter_positions(&f)))
+    }
+}
+
+fn read_filter(v: &JsValue) -> JsResult<SnapshotFilter> {
+    let o = Options::new(
+        v,
+        "filter",
+        &["user_id", "operation", "thread_id", "mismatches_only"],
+    )?;
+    Ok(SnapshotFilter {
+        user_id: o.string("user_id")?,
+        operation: o.string("operation")?,
+        thread_id: o.string("thread_id")?,
+        mismatches_only: o.bool("mismatches_only")?.unwrap_or(false),
+    })
+}
+
+fn read_analysis(v: &JsValue, name: &str) -> JsResult<Analysis> {
+    if !v.is_object() {
+        return Err(argument(format!(
+            "{name} must be an analysis object: got {}",
+            args::describe(v)
+        )));
+    }
+    args::from_js(v, name)
+}
+
+/// Two analyses side by side (before and after a fix).
+#[wasm_bindgen(js_name = compareAnalyses)]
+pub fn compare_analyses(before: JsValue, after: JsValue) -> JsResult<JsValue> {
+    let b = read_analysis(&before, "before")?;
+    let a = read_analysis(&after, "after")?;
+    to_js(&Comparison::between(&b, &a))
+}

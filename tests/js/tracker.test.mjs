@@ -1,0 +1,200 @@
+// The Tracker API the replay page depends on.
+import test from 'node:test';
+import assert from 'node:assert/strict';
+import { tl, manualClock, throwsKind } from './helpers.mjs';
+
+const { Tracker, compareAnalyses } = tl;
+const T = 'thread_websocket_factory_1234567890_abc_def123';
+const LEGACY = 'user123_thread_websocket_factory_1234567890_abc_def123_run456';
+
+/** The seed's sample report: three snapshots, the third one mismatched. */
+function seedTracker() {
+  const clock = manualClock(1_641_234_565_000);
+  const tr = new Tracker({ clock });
+  clock.set(1_641_234_567_123);
+  tr.takeSnapshot({ operation: 'user_context_creation', userId: 'user123', userContextThreadId: T });
+  clock.set(1_641_234_567_456);
+  tr.takeSnapshot({
+    operation: 'manager_creation',
+    userId: 'user123',
+    userContextThreadId: T,
+    managerThreadId: T,
+    isolationKey: LEGACY,
+  });
+  clock.set(1_641_234_567_789);
+  const out = tr.takeSnapshot({
+    operation: 'inconsistent_context_creation',
+    userId: 'user123',
+    userContextThreadId: 'different-thread-abcd1234',
+    managerThreadId: T,
+    isolationKey: LEGACY,
+  });
+  clock.set(1_641_234_567_450);
+  return { tr, clock, out };
+}
+
+test('takeSnapshot reports index, mismatch and the violations it recorded', () => {
+  const { tr, out } = seedTracker();
+  assert.deepEqual(out, { index: 2, mismatch: true, violations: [0] });
+  assert.equal(tr.retainedCount, 3);
+  assert.equal(tr.totalSnapshots, 3);
+  assert.equal(tr.totalViolations, 1);
+});
+
+test('the legacy isolation key yields the whole thread id', () => {
+  const { tr } = seedTracker();
+  const [s] = tr.snapshotRange(1, 2);
+  assert.equal(s.thread_id_isolation_key, T);
+  assert.equal(s.isolation_key, LEGACY);
+  assert.equal(s.mismatch, false);
+});
+
+test('reportText prints the seed layout with a fixed clock', () => {
+  const { tr } = seedTracker();
+  const text = tr.reportText();
+  assert.ok(text.startsWith('=== THREAD_ID CONSISTENCY TRACKING REPORT ===\nTracking Duration: 2.45s\n'));
+  assert.match(text, /\[2\] inconsistent_context_creation @ 1641234567\.789s/);
+  assert.match(text, /⚠️ {2}MISMATCH DETECTED/);
+  assert.match(text, /Consistency Score: 66\.7%/);
+  assert.ok(text.endsWith(`Thread IDs Found: ['${T}', 'different-thread-abcd1234']`));
+});
+
+test('analyze returns the core analysis with snake_case fields', () => {
+  const { tr } = seedTracker();
+  const a = tr.analyze();
+  assert.equal(a.total_snapshots, 3);
+  assert.equal(a.inconsistent_snapshots, 1);
+  assert.equal(a.unique_thread_ids_found, 2);
+  assert.deepEqual(a.thread_ids, [T, 'different-thread-abcd1234']);
+  assert.deepEqual(a.operation_violations, { inconsistent_context_creation: 1 });
+  assert.equal(a.consistency_score.toFixed(1), '66.7');
+  assert.equal(a.first_divergence, 2);
+  assert.equal(a.last_consistent_before_divergence, 1);
+  assert.deepEqual(a.users_with_multiple_thread_ids, ['user123']);
+  assert.deepEqual(a.thread_ids_by_user, { user123: [T, 'different-thread-abcd1234'] });
+});
+
+test('toJSON and fromJSON round-trip to the same report', () => {
+  const { tr } = seedTracker();
+  tr.recordViolation('custom', 'WARNING', { operation: 'op', details: { attempt: 3 } });
+  const json = tr.toJSON();
+  const doc = JSON.parse(json);
+  assert.equal(doc.schema, 'threadline.report/1');
+  const back = Tracker.fromJSON(json);
+  assert.equal(back.toJSON(), json);
+  assert.equal(back.reportText(), tr.reportText());
+  assert.match(back.reportText(), /Details: \{'attempt': 3\}/);
+  back.free();
+  tr.free();
+});
+
+test('fromJSON enforces limits and reports bad input as typed errors', () => {
+  const { tr } = seedTracker();
+  const json = tr.toJSON();
+  throwsKind(() => Tracker.fromJSON(json, { maxBytes: 10 }), 'report.too_large');
+  throwsKind(() => Tracker.fromJSON('['.repeat(100), { maxDepth: 64 }), 'report.too_deep');
+  throwsKind(() => Tracker.fromJSON(json.slice(0, json.length / 2)), 'report.json');
+  throwsKind(() => Tracker.fromJSON('{"schema":"x/2"}'), 'report.schema');
+  throwsKind(() => Tracker.fromJSON(undefined), 'argument');
+  throwsKind(() => Tracker.fromJSON(json, { maxbytes: 10 }), 'argument', /no option/);
+});
+
+test('simulateCleanupLookup takes part in the mismatch check', () => {
+  const tr = new Tracker({ clock: manualClock(0) });
+  tr.takeSnapshot({
+    operation: 'manager_creation',
+    userId: 'u1',
+    userContextThreadId: 'thread_a',
+    managerThreadId: 'thread_a',
+    isolationKey: 'u1:thread_a',
+  });
+  assert.equal(tr.simulateCleanupLookup('thread_a').mismatch, false);
+  const bad = tr.simulateCleanupLookup('thread_b', { userId: 'u1', metadata: { why: 'test' } });
+  assert.equal(bad.mismatch, true);
+  const [s] = tr.snapshotRange(2, 3);
+  assert.equal(s.operation, 'cleanup_lookup');
+  assert.equal(s.thread_id_cleanup_lookup, 'thread_b');
+  assert.equal(s.thread_id_isolation_key, 'thread_a');
+  assert.deepEqual(s.metadata, { why: 'test' });
+});
+
+test('snapshotRange clamps; filterPositions returns a Uint32Array', () => {
+  const { tr } = seedTracker();
+  assert.equal(tr.snapshotRange(-5, 100).length, 3);
+  assert.equal(tr.snapshotRange(2, 1).length, 0);
+  assert.deepEqual(tr.snapshotRange(1, 2).map((s) => s.index), [1]);
+  const pos = tr.filterPositions({ mismatches_only: true });
+  assert.ok(pos instanceof Uint32Array);
+  assert.deepEqual([...pos], [2]);
+  assert.deepEqual([...tr.filterPositions({ thread_id: 'different' })], [2]);
+  assert.deepEqual([...tr.filterPositions({ user_id: 'user123', operation: 'manager_creation' })], [1]);
+  assert.deepEqual([...tr.filterPositions({})], [0, 1, 2]);
+  throwsKind(() => tr.filterPositions({ userId: 'x' }), 'argument');
+});
+
+test('violationList carries the thread id summary', () => {
+  const { tr } = seedTracker();
+  const [v] = tr.violationList();
+  assert.equal(v.type, 'thread_id_mismatch');
+  assert.equal(v.severity, 'CRITICAL');
+  assert.equal(v.snapshot_index, 2);
+  assert.deepEqual(v.thread_id_summary, {
+    user_context: 'different-thread-abcd1234',
+    manager_context: T,
+    isolation_key: T,
+    cleanup_lookup: null,
+  });
+});
+
+test('a bounded tracker keeps the last snapshots and exact counts', () => {
+  const tr = new Tracker({ capacity: 2, clock: manualClock(0) });
+  for (let i = 0; i < 5; i++) {
+    tr.takeSnapshot({
+      operation: 'op',
+      userContextThreadId: 'thread_a',
+      managerThreadId: i === 3 ? 'thread_b' : 'thread_a',
+    });
+  }
+  assert.equal(tr.capacity, 2);
+  assert.equal(tr.retainedCount, 2);
+  assert.equal(tr.totalSnapshots, 5);
+  assert.deepEqual(tr.snapshotRange(0, 2).map((s) => s.index), [3, 4]);
+  assert.equal(tr.analyze().inconsistent_snapshots, 1);
+  throwsKind(() => new Tracker({ capacity: 0 }), 'report.capacity');
+});
+
+test('compareAnalyses compares two analyses', () => {
+  const { tr } = seedTracker();
+  const fixed = new Tracker({ clock: manualClock(0) });
+  const c = compareAnalyses(tr.analyze(), fixed.analyze());
+  assert.equal(c.violations_delta, -1);
+  assert.deepEqual(c.changed_operations, [{ operation: 'inconsistent_context_creation', before: 1, after: 0 }]);
+  throwsKind(() => compareAnalyses({}, fixed.analyze()), 'argument');
+  throwsKind(() => compareAnalyses(undefined, fixed.analyze()), 'argument');
+});
+
+test('takeSnapshot refuses bad input with typed errors', () => {
+  const tr = new Tracker();
+  throwsKind(() => tr.takeSnapshot(), 'argument');
+  throwsKind(() => tr.takeSnapshot({}), 'argument', /operation must be a string/);
+  throwsKind(() => tr.takeSnapshot({ operation: 42 }), 'argument');
+  throwsKind(() => tr.takeSnapshot({ operation: '' }), 'report.empty_operation');
+  throwsKind(() => tr.takeSnapshot({ operation: 'x'.repeat(10_000_000) }), 'report.too_long');
+  throwsKind(() => tr.takeSnapshot({ operation: 'op', managerInstanceId: -1 }), 'argument');
+  throwsKind(() => tr.takeSnapshot({ operation: 'op', metadata: 'text' }), 'argument');
+  throwsKind(() => tr.takeSnapshot({ operation: 'op', threadId: 't' }), 'argument', /no option/);
+  throwsKind(() => tr.recordViolation(undefined, 'ERROR'), 'argument');
+  throwsKind(() => tr.simulateCleanupLookup(5), 'argument');
+  throwsKind(() => new Tracker({ clock: 5 }), 'argument');
+  throwsKind(() => new Tracker({ clock: () => 'soon' }), 'argument');
+  assert.equal(tr.totalSnapshots, 0);
+});
+
+test('Date.now is the default clock', () => {
+  const before = Date.now();
+  const tr = new Tracker();
+  tr.takeSnapshot({ operation: 'op' });
+  const [s] = tr.snapshotRange(0, 1);
+  assert.ok(s.timestamp_ms >= before && s.timestamp_ms <= Date.now());
+  assert.ok(tr.startedMs >= before);
+});
