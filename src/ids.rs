@@ -450,10 +450,12 @@ pub fn is_valid_id(id: &str, expected_prefix: Option<&str>, now_ms: u64) -> bool
         && c.timestamp_ms <= now_ms.saturating_add(MAX_ID_FUTURE_MS)
 }
 
-/// Age of an id in ms at `now_ms` (negative when it is from the future).
+/// Age of an id in ms at `now_ms` (negative when it is from the future), saturating at
+/// the ends of `i64` rather than wrapping.
 pub fn id_age_ms(id: &str, now_ms: u64) -> Result<i64, IdError> {
     let c = parse_id(id)?;
-    Ok(now_ms as i128 as i64 - c.timestamp_ms.min(i64::MAX as u64) as i64)
+    let age = now_ms as i128 - c.timestamp_ms as i128;
+    Ok(age.clamp(i64::MIN as i128, i64::MAX as i128) as i64)
 }
 
 /// Parses a generator context id `thread_/run_/req_{op}_{n}_{h8}`.
