@@ -34,6 +34,12 @@ wasm: wasm-tools
 	$(WASM_PATH) wasm-bindgen --target nodejs $(WASM_BINDGEN_FLAGS) --out-dir pkg/node $(WASM_RAW)
 	$(WASM_PATH) wasm-bindgen --target web $(WASM_BINDGEN_FLAGS) --out-dir pkg/web $(WASM_RAW)
 	echo '{ "type": "commonjs" }' > pkg/node/package.json
+	@# An argument that must be an instance of a class (a UserContext for Registry.create,
+	@# ...) is checked by the glue; make its error a ThreadlineError like every other.
+	for f in pkg/node/threadline.js pkg/web/threadline.js; do \
+		sed -i 's/throw new Error(`expected instance of $${klass.name}`);/throw Object.assign(new Error(`expected an instance of $${klass.name}`), { name: "ThreadlineError", kind: "argument" });/' $$f; \
+		grep -q 'kind: "argument"' $$f || { echo "$$f: could not patch the class check"; exit 1; }; \
+	done
 	@ls -l pkg/web/threadline_bg.wasm | awk '{print "pkg/web/threadline_bg.wasm: " $$5 " bytes"}'
 
 test-js: wasm

@@ -82,6 +82,14 @@ pub fn describe(v: &JsValue) -> String {
     }
 }
 
+/// A string, or `null` (never `undefined`: absent values are `null` throughout the API).
+pub fn nullable<S: AsRef<str>>(v: Option<S>) -> JsValue {
+    match v {
+        Some(s) => JsValue::from_str(s.as_ref()),
+        None => JsValue::NULL,
+    }
+}
+
 /// A required string argument.
 pub fn string(v: &JsValue, name: &str) -> JsResult<String> {
     v.as_string()

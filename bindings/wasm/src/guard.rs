@@ -273,20 +273,20 @@ impl ThreadGuard {
 
     /// The held thread id, or `null` before one is known.
     #[wasm_bindgen(getter = threadId)]
-    pub fn thread_id(&self) -> Option<String> {
-        self.thread.as_ref().map(|(t, _, _)| t.clone())
+    pub fn thread_id(&self) -> JsValue {
+        args::nullable(self.thread.as_ref().map(|(t, _, _)| t))
     }
 
     /// The isolation key `{userId}:{threadId}`, or `null` before a thread is known.
     #[wasm_bindgen(getter = isolationKey)]
-    pub fn isolation_key(&self) -> Option<String> {
-        self.thread.as_ref().map(|(_, k, _)| k.clone())
+    pub fn isolation_key(&self) -> JsValue {
+        args::nullable(self.thread.as_ref().map(|(_, k, _)| k))
     }
 
     /// Where the thread id came from: `"given"`, `"message"`, `"minted"`, or `null`.
     #[wasm_bindgen(getter = threadSource)]
-    pub fn thread_source(&self) -> Option<String> {
-        self.thread.as_ref().map(|(_, _, s)| s.name().to_owned())
+    pub fn thread_source(&self) -> JsValue {
+        args::nullable(self.thread.as_ref().map(|(_, _, s)| s.name()))
     }
 
     #[wasm_bindgen(getter = userId)]

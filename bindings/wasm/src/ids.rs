@@ -375,9 +375,9 @@ pub fn run_readings(run_id: JsValue) -> JsResult<JsValue> {
 
 /// The thread a run id belongs to, the generator reading first; `null` when none.
 #[wasm_bindgen(js_name = threadIdForRun)]
-pub fn thread_id_for_run(run_id: JsValue) -> JsResult<Option<String>> {
+pub fn thread_id_for_run(run_id: JsValue) -> JsResult<JsValue> {
     let r = args::string(&run_id, "runId")?;
-    Ok(threadline::thread_id_for_run(&r))
+    Ok(args::nullable(threadline::thread_id_for_run(&r)))
 }
 
 /// Whether `runId` belongs to `threadId` under either run format (exactly, never by
@@ -481,12 +481,12 @@ impl UserContext {
         self.core.request_id().to_owned()
     }
     #[wasm_bindgen(getter = websocketClientId)]
-    pub fn websocket_client_id(&self) -> Option<String> {
-        self.core.websocket_client_id().map(str::to_owned)
+    pub fn websocket_client_id(&self) -> JsValue {
+        args::nullable(self.core.websocket_client_id())
     }
     #[wasm_bindgen(getter = parentRequestId)]
-    pub fn parent_request_id(&self) -> Option<String> {
-        self.core.parent_request_id().map(str::to_owned)
+    pub fn parent_request_id(&self) -> JsValue {
+        args::nullable(self.core.parent_request_id())
     }
     #[wasm_bindgen(getter = operationDepth)]
     pub fn operation_depth(&self) -> f64 {
@@ -573,10 +573,10 @@ impl IsolationKey {
 
     /// The run token of an older-form key, else `null`.
     #[wasm_bindgen(getter = runToken)]
-    pub fn run_token(&self) -> Option<String> {
+    pub fn run_token(&self) -> JsValue {
         match self.core.form() {
-            KeyForm::Canonical => None,
-            KeyForm::Legacy { run_token } => Some(run_token),
+            KeyForm::Canonical => JsValue::NULL,
+            KeyForm::Legacy { run_token } => JsValue::from_str(&run_token),
         }
     }
 
@@ -598,7 +598,10 @@ impl IsolationKey {
             "user_id": self.core.user_id(),
             "thread_id": self.core.thread_id(),
             "form": self.form(),
-            "run_token": self.run_token(),
+            "run_token": match self.core.form() {
+                KeyForm::Canonical => None,
+                KeyForm::Legacy { run_token } => Some(run_token),
+            },
             "canonical": self.core.canonical(),
         }))
     }

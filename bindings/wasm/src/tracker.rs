@@ -271,8 +271,12 @@ impl Tracker {
 
     /// The bound given at creation, or `null`.
     #[wasm_bindgen(getter)]
-    pub fn capacity(&self) -> JsResult<Option<u32>> {
-        self.with(|s| Ok(s.core.capacity().map(|c| c as u32)))
+    pub fn capacity(&self) -> JsResult<JsValue> {
+        self.with(|s| {
+            Ok(s.core
+                .capacity()
+                .map_or(JsValue::NULL, |c| (c as f64).into()))
+        })
     }
 
     /// When tracking started (Unix ms).
