@@ -1072,7 +1072,9 @@ function renderComparePickers() {
   renderCompare();
 }
 
+let compareSeq = 0;
 async function renderCompare() {
+  const seq = ++compareSeq;
   const b = reports.find((r) => String(r.uid) === el.cmpBefore.value);
   const a = reports.find((r) => String(r.uid) === el.cmpAfter.value);
   if (!b || !a || reports.length < 2) {
@@ -1083,9 +1085,10 @@ async function renderCompare() {
   try {
     c = await Promise.all([b.ridP, a.ridP]).then(([before, after]) => call('compare', { before, after }));
   } catch (e) {
-    el.compare.innerHTML = `<p class="error">${esc(e.message)}</p>`;
+    if (seq === compareSeq) el.compare.innerHTML = `<p class="error">${esc(e.message)}</p>`;
     return;
   }
+  if (seq !== compareSeq) return; // the pickers or the open reports changed meanwhile
   // Lower is better for everything but the score.
   const tone = (d, higherIsBetter = false) => (d === 0 ? '' : (d > 0) === higherIsBetter ? 'good' : 'worse');
   const row = (field, label, before, after, delta, shown, higherIsBetter) =>

@@ -66,6 +66,9 @@ before(async () => {
   bigAnalysis = generateReport(path.join(DATA, 'big-100k.json'), BIG);
   const truncated = fs.readFileSync(path.join(REPORTS, bug.file), 'utf8');
   fs.writeFileSync(path.join(DATA, 'malformed.json'), truncated.slice(0, Math.floor(truncated.length / 2)));
+  // A big file cut short: its head is fine (so the page previews it), the rest is not.
+  const big = fs.readFileSync(path.join(DATA, 'big-100k.json'));
+  fs.writeFileSync(path.join(DATA, 'big-truncated.json'), big.subarray(0, 8_000_000));
   fs.writeFileSync(
     path.join(DATA, 'wrong-schema.json'),
     JSON.stringify({ ...bug.json, schema: 'threadline.report/9' }),
@@ -341,6 +344,7 @@ test('compare two reports: deltas and changed operations', async () => {
   const page = await open(`?report=${demoUrl(bug)}&report=${demoUrl(clean)}`);
   await page.waitForSelector('#tabs .tab:nth-child(2)');
   await page.waitForSelector('#compare table.cmp');
+  await page.$eval('#compare-panel', (e) => e.scrollIntoView());
   const b = bug.json.analysis;
   const a = clean.json.analysis;
   const d = await page.$$eval('#compare [data-field]', (els) => Object.fromEntries(els.map((e) => [e.dataset.field, Number(e.dataset.value)])));
@@ -367,6 +371,7 @@ test('a malformed or wrong-schema file shows a message and keeps the open report
   const before = { rows: await domRows(page), tabs: await page.$$eval('#tabs .tab', (t) => t.map((x) => x.textContent)) };
   for (const [file, pattern] of [
     ['malformed.json', /Could not open malformed\.json: .+/],
+    ['big-truncated.json', /Could not open big-truncated\.json: .+/],
     ['wrong-schema.json', /Could not open wrong-schema\.json: .*threadline\.report\/9/],
   ]) {
     await page.setInputFiles('#file-input', path.join(DATA, file));
