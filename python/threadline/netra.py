@@ -9,6 +9,14 @@ id gives its thread, `force_cleanup_user_managers` removes ALL of a user's manag
 no thread lock is ever held across an `await`.
 
 `install_import_aliases()` makes Netra's module paths import from here.
+
+Errors: contexts, sessions and the factory raise `InvalidContextError` (a `ValueError`)
+for any bad id, including non-str values and strings with lone surrogates; the limit
+raises `ManagerLimitError` (a `RuntimeError`); another user's connection or message
+raises `IsolationViolationError` (a `ValueError`). The ID generator functions raise
+`InvalidIdError` (a `ValueError`) for strings the core refuses, `UnicodeEncodeError`
+(a `ValueError`) for lone surrogates and `TypeError` for non-str arguments; the
+parsers (`parse_id`, `extract_thread_id`) return None for anything that does not parse.
 """
 
 from __future__ import annotations
@@ -205,12 +213,21 @@ def get_or_create_user_session(
     """The SAME thread id for the same `user_id:thread_id` (or `user_id:default`) every
     call, a new request id every call; a different `run_id` starts a new run in the same
     thread. Raises `InvalidContextError` for an invalid id."""
+    _require_text("user_id", user_id)
+    _require_text("thread_id", thread_id, optional=True)
+    _require_text("run_id", run_id, optional=True)
+    _require_text("operation", operation)
     s = _session_store().get_or_create(user_id, thread_id, run_id, operation)
     return {"thread_id": s["thread_id"], "run_id": s["run_id"], "request_id": s["request_id"]}
 
 
 def get_existing_session(user_id: str, thread_id: Optional[str] = None) -> Optional[Dict[str, str]]:
-    s = _session_store().get_existing(user_id, thread_id)
+    if not isinstance(user_id, str) or not (thread_id is None or isinstance(thread_id, str)):
+        return None
+    try:
+        s = _session_store().get_existing(user_id, thread_id)
+    except UnicodeEncodeError:
+        return None
     if s is None:
         return None
     return {"thread_id": s["thread_id"], "run_id": s["run_id"], "request_id": s["request_id"]}
@@ -221,6 +238,7 @@ def cleanup_expired_sessions(max_age_hours: float = 24) -> int:
 
 
 def invalidate_user_sessions(user_id: str) -> int:
+    _require_text("user_id", user_id)
     return _session_store().invalidate_user(user_id)
 
 
