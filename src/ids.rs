@@ -3,7 +3,6 @@
 //! Every parser reads from the right: operations and prefixes contain `_`
 //! (`websocket_factory`), so only the trailing `{ms}_{n}_{hex}` parts have a fixed shape.
 
-use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -183,23 +182,28 @@ impl IdGenerator {
         let n = self.next();
         let mut r = [0u8; 8];
         self.random_bytes(&mut r);
-        let mut tail = String::with_capacity(operation.len() + 32);
-        tail.push_str(operation);
-        tail.push('_');
-        push_u64(&mut tail, n);
-        tail.push('_');
-        push_hex_bytes(&mut tail, &r[..4], 8);
-        let mut thread_id = String::with_capacity(tail.len() + 7);
+        // Three allocations, each of the exact size; the run id copies the thread id's
+        // tail `{op}_{n}_{h8}`.
+        let mut digits = [0u8; 20];
+        let n_text = u64_digits(n, &mut digits);
+        let tail_len = operation.len() + n_text.len() + 10;
+        let mut thread_id = String::with_capacity(tail_len + 7);
         thread_id.push_str("thread_");
-        thread_id.push_str(&tail);
+        thread_id.push_str(operation);
+        thread_id.push('_');
+        push_ascii(&mut thread_id, n_text);
+        thread_id.push('_');
+        push_hex_bytes(&mut thread_id, &r[..4], 8);
+        let tail = &thread_id["thread_".len()..];
         let mut run_id = String::with_capacity(tail.len() + 4);
         run_id.push_str("run_");
-        run_id.push_str(&tail);
-        let mut request_id = String::with_capacity(tail.len() + 6);
+        run_id.push_str(tail);
+        let n1_text = u64_digits(n.wrapping_add(1), &mut digits);
+        let mut request_id = String::with_capacity(operation.len() + n1_text.len() + 14);
         request_id.push_str("req_");
         request_id.push_str(operation);
         request_id.push('_');
-        push_u64(&mut request_id, n.wrapping_add(1));
+        push_ascii(&mut request_id, n1_text);
         request_id.push('_');
         push_hex_bytes(&mut request_id, &r[4..], 8);
         Ok(ContextIds {
@@ -389,8 +393,9 @@ pub fn parse_id(id: &str) -> Result<IdComponents, IdError> {
     if id.len() > MAX_ID_LEN {
         return Err(unparsable());
     }
-    let with_random = read_with_random(id);
-    let without_random = read_without_random(id);
+    let (at, found) = last_three_underscores(id);
+    let with_random = read_with_random(id, at, found);
+    let without_random = read_without_random(id, at, found);
     let chosen = match (with_random, without_random) {
         (Some(a), Some(b)) => {
             if !plausible_ms(a.1) && plausible_ms(b.1) {
@@ -415,21 +420,46 @@ pub fn parse_id(id: &str) -> Result<IdComponents, IdError> {
 
 type Reading<'a> = (&'a str, u64, u64, &'a str);
 
-fn read_with_random(id: &str) -> Option<Reading<'_>> {
-    let mut it = id.rsplitn(4, '_');
-    let random = it.next()?;
-    let counter = parse_digits(it.next()?)?;
-    let ts = parse_digits(it.next()?)?;
-    let prefix = it.next()?;
-    (!prefix.is_empty() && is_lower_hex(random) && !random.is_empty())
-        .then_some((prefix, ts, counter, random))
+/// Positions of the last three `_` of `id`, last first, and how many were found: the
+/// one scan both readings of [`parse_id`] need.
+fn last_three_underscores(id: &str) -> ([usize; 3], usize) {
+    let mut at = [0usize; 3];
+    let mut found = 0;
+    for (i, &b) in id.as_bytes().iter().enumerate().rev() {
+        if b == b'_' {
+            at[found] = i;
+            found += 1;
+            if found == 3 {
+                break;
+            }
+        }
+    }
+    (at, found)
 }
 
-fn read_without_random(id: &str) -> Option<Reading<'_>> {
-    let mut it = id.rsplitn(3, '_');
-    let counter = parse_digits(it.next()?)?;
-    let ts = parse_digits(it.next()?)?;
-    let prefix = it.next()?;
+/// `{prefix}_{ms}_{n}_{random}` (what `rsplitn(4, '_')` reads).
+fn read_with_random(id: &str, at: [usize; 3], found: usize) -> Option<Reading<'_>> {
+    if found < 3 {
+        return None;
+    }
+    let random = &id[at[0] + 1..];
+    let prefix = &id[..at[2]];
+    if prefix.is_empty() || random.is_empty() || !is_lower_hex(random) {
+        return None;
+    }
+    let counter = parse_digits(&id[at[1] + 1..at[0]])?;
+    let ts = parse_digits(&id[at[2] + 1..at[1]])?;
+    Some((prefix, ts, counter, random))
+}
+
+/// `{prefix}_{ms}_{n}` (what `rsplitn(3, '_')` reads).
+fn read_without_random(id: &str, at: [usize; 3], found: usize) -> Option<Reading<'_>> {
+    if found < 2 {
+        return None;
+    }
+    let counter = parse_digits(&id[at[0] + 1..])?;
+    let ts = parse_digits(&id[at[1] + 1..at[0]])?;
+    let prefix = &id[..at[1]];
     (!prefix.is_empty()).then_some((prefix, ts, counter, ""))
 }
 
@@ -562,16 +592,45 @@ pub fn correlation(thread_id: &str, run_id: &str) -> Option<RunFormat> {
 const HEX: &[u8; 16] = b"0123456789abcdef";
 
 fn push_hex_bytes(out: &mut String, bytes: &[u8], chars: usize) {
+    // Hex digits are ASCII: write them to a stack buffer and append once.
+    let mut buf = [0u8; 64];
+    let mut len = 0;
     for (i, b) in bytes.iter().enumerate() {
-        out.push(HEX[(b >> 4) as usize] as char);
+        buf[len] = HEX[(b >> 4) as usize];
+        len += 1;
         if 2 * i + 1 < chars {
-            out.push(HEX[(b & 15) as usize] as char);
+            buf[len] = HEX[(b & 15) as usize];
+            len += 1;
         }
+    }
+    push_ascii(out, &buf[..len]);
+}
+
+/// Appends ASCII bytes (hex or decimal digits) without a UTF-8 validation pass.
+fn push_ascii(out: &mut String, ascii: &[u8]) {
+    out.reserve(ascii.len());
+    for &b in ascii {
+        out.push(b as char);
     }
 }
 
+/// The decimal digits of `v`, written at the end of `buf` (what `format!("{v}")` gives).
+fn u64_digits(mut v: u64, buf: &mut [u8; 20]) -> &[u8] {
+    let mut i = buf.len();
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (v % 10) as u8;
+        v /= 10;
+        if v == 0 {
+            break;
+        }
+    }
+    &buf[i..]
+}
+
 fn push_u64(out: &mut String, v: u64) {
-    let _ = write!(out, "{v}");
+    let mut buf = [0u8; 20];
+    push_ascii(out, u64_digits(v, &mut buf));
 }
 
 fn is_lower_hex(s: &str) -> bool {
@@ -580,10 +639,19 @@ fn is_lower_hex(s: &str) -> bool {
 }
 
 fn parse_digits(s: &str) -> Option<u64> {
-    if s.is_empty() || s.len() > 20 || !s.bytes().all(|b| b.is_ascii_digit()) {
+    if s.is_empty() || s.len() > 20 {
         return None;
     }
-    s.parse().ok()
+    // What `all ASCII digits` + `str::parse::<u64>` accept: overflow is None.
+    let mut v: u64 = 0;
+    for b in s.bytes() {
+        let d = b.wrapping_sub(b'0');
+        if d > 9 {
+            return None;
+        }
+        v = v.checked_mul(10)?.checked_add(d as u64)?;
+    }
+    Some(v)
 }
 
 /// The first `n` characters (not bytes) of `s`.
@@ -652,6 +720,14 @@ pub(crate) fn check_text(what: &'static str, value: &str) -> Result<(), IdError>
 }
 
 fn check_user_id(user_id: &str) -> Result<(), IdError> {
+    // Fast path: printable ASCII with no space and no ':' passes every rule below.
+    let b = user_id.as_bytes();
+    if !b.is_empty()
+        && b.len() <= MAX_ID_LEN
+        && b.iter().all(|&c| c > b' ' && c < 0x7f && c != b':')
+    {
+        return Ok(());
+    }
     check_text("user_id", user_id)?;
     if user_id.contains(':') {
         return Err(IdError::InvalidPart {
@@ -924,6 +1000,85 @@ mod tests {
         assert_eq!(u.len(), 36);
         assert_eq!(&u[14..15], "4");
         assert_ne!(u, g.uuid_v4());
+    }
+
+    #[test]
+    fn fast_paths_match_the_plain_ones() {
+        // The byte-scanning parser, digit writer and user-id check against the plain
+        // rsplitn / format! / char-based versions they replaced.
+        fn plain_digits(s: &str) -> Option<u64> {
+            if s.is_empty() || s.len() > 20 || !s.bytes().all(|b| b.is_ascii_digit()) {
+                return None;
+            }
+            s.parse().ok()
+        }
+        fn plain(id: &str) -> (Option<Reading<'_>>, Option<Reading<'_>>) {
+            let mut it = id.rsplitn(4, '_');
+            let a = (|| {
+                let random = it.next()?;
+                let counter = plain_digits(it.next()?)?;
+                let ts = plain_digits(it.next()?)?;
+                let prefix = it.next()?;
+                (!prefix.is_empty() && is_lower_hex(random) && !random.is_empty())
+                    .then_some((prefix, ts, counter, random))
+            })();
+            let mut it = id.rsplitn(3, '_');
+            let b = (|| {
+                let counter = plain_digits(it.next()?)?;
+                let ts = plain_digits(it.next()?)?;
+                let prefix = it.next()?;
+                (!prefix.is_empty()).then_some((prefix, ts, counter, ""))
+            })();
+            (a, b)
+        }
+        let cases = [
+            "",
+            "_",
+            "__",
+            "___",
+            "a_1_2",
+            "a_1_2_",
+            "_1_2_ab",
+            "a__2_ab",
+            "a_1__ab",
+            "req_1700000000000_42_deadbeef",
+            "x_1_2_XYZ",
+            "x_-1_2",
+            "x_+1_2",
+            "x_18446744073709551615_1",
+            "x_18446744073709551616_1",
+            "x_00000000000000000001_1",
+            "x_000000000000000000001_1",
+            "id_42_1700000000000_5",
+            "msg_chat_bob_abcdef12_1700000000000_6_0123abcd",
+            "é_1_2_ab",
+            "a_é_1_2",
+            "a_1_2_3_4",
+            "a_1_2_34567890",
+        ];
+        for id in cases {
+            let (at, found) = last_three_underscores(id);
+            assert_eq!(
+                (
+                    read_with_random(id, at, found),
+                    read_without_random(id, at, found)
+                ),
+                plain(id),
+                "{id:?}"
+            );
+        }
+        for v in [0, 1, 9, 10, 99, 100, 12345, u32::MAX as u64, u64::MAX] {
+            let mut s = String::new();
+            push_u64(&mut s, v);
+            assert_eq!(s, v.to_string());
+        }
+        for u in ["u", "user-1", "a b", " ", "", "a:b", "a\u{7f}", "é", "a\tb"] {
+            let plain = check_text("user_id", u).is_ok() && !u.contains(':');
+            assert_eq!(check_user_id(u).is_ok(), plain, "{u:?}");
+        }
+        let mut s = String::new();
+        push_hex_bytes(&mut s, &[0xab, 0x01, 0xf0], 5);
+        assert_eq!(s, "ab01f");
     }
 
     #[test]
