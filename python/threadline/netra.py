@@ -329,8 +329,14 @@ class UserExecutionContext:
         _require_text("parent_request_id", parent_request_id, optional=True)
         _require_dict("agent_context", agent_context)
         _require_dict("audit_metadata", audit_metadata)
-        if isinstance(operation_depth, bool) or not isinstance(operation_depth, int) or operation_depth < 0:
-            raise InvalidContextError(f"operation_depth must be an int from 0: got {operation_depth!r}")
+        if (
+            isinstance(operation_depth, bool)
+            or not isinstance(operation_depth, int)
+            or not 0 <= operation_depth < 2**64
+        ):
+            raise InvalidContextError(
+                f"operation_depth must be an int from 0 to 2**64 - 1: got {operation_depth!r}"
+            )
         ctx = _native.UserContext(
             user_id,
             thread_id,

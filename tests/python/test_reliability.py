@@ -384,13 +384,6 @@ def test_netra_layer_refuses_bad_ids_with_invalid_context_error() -> None:
         assert netra.UnifiedIdGenerator.parse_id(value) is None, label
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="netra.UserExecutionContext checks operation_depth < 0 itself but lets a depth "
-    "past 2**64 reach the native layer, which raises OverflowError instead of the "
-    "InvalidContextError it raises for every other bad depth",
-)
 def test_netra_depth_past_u64_is_an_invalid_context_error() -> None:
     expect((netra.InvalidContextError,), lambda: netra.UserExecutionContext("alice", "thread_a", "run_a", operation_depth=2**70))
 

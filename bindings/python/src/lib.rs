@@ -51,6 +51,12 @@ pub(crate) enum Kind {
 }
 
 pub(crate) fn error(kind: Kind, message: String) -> PyErr {
+    error_named(kind, None, message)
+}
+
+/// The exception of class `kind` with the core's message; `name` (the core's stable
+/// `{concern}.{case}` error kind) becomes the exception's `kind` attribute.
+pub(crate) fn error_named(kind: Kind, name: Option<&'static str>, message: String) -> PyErr {
     Python::attach(|py| match ERRORS.get(py) {
         Some(e) => {
             let cls = match kind {
@@ -65,7 +71,13 @@ pub(crate) fn error(kind: Kind, message: String) -> PyErr {
                 Kind::InvalidConfig => &e.invalid_config,
                 Kind::Report => &e.report,
             };
-            PyErr::from_type(cls.bind(py).clone(), message)
+            let err = PyErr::from_type(cls.bind(py).clone(), message);
+            if let Some(n) = name {
+                // Setting an attribute on a fresh exception cannot fail in practice; if
+                // it does, the exception still carries the class and the message.
+                let _ = err.value(py).setattr("kind", n);
+            }
+            err
         }
         // Only reachable before the module finished importing.
         None => PyException::new_err(message),
@@ -74,11 +86,17 @@ pub(crate) fn error(kind: Kind, message: String) -> PyErr {
 
 /// Core error types and the exception class each maps to.
 pub(crate) trait CoreError: std::fmt::Display {
-    fn kind(&self) -> Kind;
+    /// The exception class.
+    fn class(&self) -> Kind;
+    /// The core's stable error kind.
+    fn name(&self) -> &'static str;
 }
 
 impl CoreError for threadline::IdError {
-    fn kind(&self) -> Kind {
+    fn name(&self) -> &'static str {
+        self.kind()
+    }
+    fn class(&self) -> Kind {
         match self {
             threadline::IdError::Seed(_) => Kind::Base,
             _ => Kind::InvalidId,
@@ -86,12 +104,18 @@ impl CoreError for threadline::IdError {
     }
 }
 impl CoreError for threadline::ContextError {
-    fn kind(&self) -> Kind {
+    fn name(&self) -> &'static str {
+        self.kind()
+    }
+    fn class(&self) -> Kind {
         Kind::InvalidContext
     }
 }
 impl CoreError for threadline::KeyError {
-    fn kind(&self) -> Kind {
+    fn name(&self) -> &'static str {
+        self.kind()
+    }
+    fn class(&self) -> Kind {
         match self {
             threadline::KeyError::Part(_) | threadline::KeyError::Unparsable { .. } => {
                 Kind::InvalidKey
@@ -101,12 +125,18 @@ impl CoreError for threadline::KeyError {
     }
 }
 impl CoreError for threadline::SessionError {
-    fn kind(&self) -> Kind {
+    fn name(&self) -> &'static str {
+        self.kind()
+    }
+    fn class(&self) -> Kind {
         Kind::InvalidContext
     }
 }
 impl CoreError for threadline::RegistryError {
-    fn kind(&self) -> Kind {
+    fn name(&self) -> &'static str {
+        self.kind()
+    }
+    fn class(&self) -> Kind {
         use threadline::RegistryError as E;
         match self {
             E::LimitExceeded { .. } => Kind::Limit,
@@ -120,7 +150,10 @@ impl CoreError for threadline::RegistryError {
     }
 }
 impl CoreError for threadline::ReportError {
-    fn kind(&self) -> Kind {
+    fn name(&self) -> &'static str {
+        self.kind()
+    }
+    fn class(&self) -> Kind {
         Kind::Report
     }
 }
@@ -132,7 +165,7 @@ pub(crate) trait PyResultExt<T> {
 
 impl<T, E: CoreError> PyResultExt<T> for Result<T, E> {
     fn py(self) -> PyResult<T> {
-        self.map_err(|e| error(e.kind(), e.to_string()))
+        self.map_err(|e| error_named(e.class(), Some(e.name()), e.to_string()))
     }
 }
 
@@ -286,6 +319,11 @@ fn make_error<'py>(
     let ns = PyDict::new(py);
     ns.set_item("__module__", "threadline._native")?;
     ns.set_item("__doc__", doc)?;
+    if name == "ThreadlineError" {
+        // Instances raised for a core error carry the core's stable kind
+        // (`"context.empty"`, ...); this is the default for all others.
+        ns.set_item("kind", "threadline")?;
+    }
     let cls =
         py.import("builtins")?
             .getattr("type")?
