@@ -889,7 +889,16 @@ function renderDetail() {
   const r = active;
   const s = r && r.selSnap && r.selRow >= 0 ? r.selSnap : null;
   if (!s) {
-    el.detail.innerHTML = `<p class="muted">Select a snapshot (click a row, or step with ← →, j k) to see its details.</p>`;
+    el.detail.innerHTML = `<p class="muted">Select a snapshot (click a row, or step with the keys below) to see its thread ids, metadata and violations.</p>
+      <div class="keys">
+        <span><kbd>→</kbd><kbd>j</kbd> next snapshot</span>
+        <span><kbd>←</kbd><kbd>k</kbd> previous snapshot</span>
+        <span><kbd>space</kbd> play / pause</span>
+        <span><kbd>d</kbd> first divergence</span>
+        <span><kbd>n</kbd> next violation</span>
+        <span><kbd>Home</kbd><kbd>End</kbd> first / last</span>
+      </div>
+      <p class="muted small">The address ends in <code>#snapshot=N</code> once a snapshot is selected: share it to open the same place.</p>`;
     return;
   }
   const first = firstThread(s);
@@ -967,6 +976,7 @@ function renderAnalysis() {
       ${metric('last_consistent_before_divergence', 'last consistent before', a.last_consistent_before_divergence, snapLink(a.last_consistent_before_divergence))}
       ${metric('analysis_duration', 'tracking duration', a.analysis_duration, `${a.analysis_duration.toFixed(2)}s`)}
     </dl>
+    ${r.verifying ? `<p class="note">Read from the file's header while the core parses and checks all ${num(a.retained_snapshots)} snapshots; it replaces these numbers with its own when done.</p>` : ''}
     ${a.retained_snapshots < a.total_snapshots ? `<p class="note">Bounded tracker: ${num(a.retained_snapshots)} of ${num(a.total_snapshots)} snapshots retained; counts cover all of them.</p>` : ''}
     <h3>Violations by operation</h3>
     ${opRows ? `<table class="ops">${opRows}</table>` : '<p class="muted">None.</p>'}
