@@ -1,0 +1,98 @@
+// Objects are freed without leaking: explicitly with free(), and by the garbage collector
+// (the package is built with --weak-refs) when they are dropped.
+import test from 'node:test';
+import assert from 'node:assert/strict';
+import v8 from 'node:v8';
+import vm from 'node:vm';
+import { createRequire } from 'node:module';
+import { join } from 'node:path';
+import { setImmediate as tick } from 'node:timers/promises';
+import { tl, pkgDir } from './helpers.mjs';
+
+const { Tracker, ThreadGuard, UserContext, IsolationKey } = tl;
+v8.setFlagsFromString('--expose-gc');
+const gc = vm.runInNewContext('gc');
+const wasmMemory = createRequire(import.meta.url)(join(pkgDir, 'node', 'threadline.js')).__wasm.memory;
+
+/** A tracker holding about 1 MB inside the wasm instance. */
+function bigTracker() {
+  const t = new Tracker({ clock: () => 1_764_000_000_000 });
+  for (let i = 0; i < 2000; i++) {
+    t.takeSnapshot({
+      operation: 'manager_creation',
+      userId: `user_${i}`,
+      userContextThreadId: `thread_websocket_factory_${i}_0a1b2c3d`,
+      managerThreadId: `thread_websocket_factory_${i}_0a1b2c3d`,
+      isolationKey: `user_${i}:thread_websocket_factory_${i}_0a1b2c3d`,
+      metadata: { n: i, note: 'x'.repeat(200) },
+    });
+  }
+  return t;
+}
+
+const MB = 1024 * 1024;
+
+test('free() returns the memory: 150 big trackers in a row fit in the space of a few', () => {
+  for (let i = 0; i < 5; i++) bigTracker().free();
+  const warm = wasmMemory.buffer.byteLength;
+  for (let i = 0; i < 150; i++) bigTracker().free();
+  const grown = wasmMemory.buffer.byteLength - warm;
+  // Leaking would grow the instance by well over 100 MB.
+  assert.ok(grown <= 16 * MB, `wasm memory grew by ${(grown / MB).toFixed(1)} MB`);
+});
+
+test('a freed object throws instead of touching freed memory; the instance keeps working', () => {
+  const t = bigTracker();
+  t.free();
+  assert.throws(() => t.analyze(), Error);
+  assert.throws(() => t.takeSnapshot({ operation: 'op' }), Error);
+  assert.throws(() => t.free(), /null pointer passed to rust/, 'a second free() is refused');
+  const c = new UserContext({ userId: 'u1', threadId: 'thread_a', runId: 'run_a' });
+  c.free();
+  assert.throws(() => c.threadId, Error);
+  // Other objects are untouched.
+  assert.equal(new IsolationKey('u1', 'thread_a').canonical(), 'u1:thread_a');
+});
+
+test('objects dropped without free() are reclaimed by the garbage collector', async () => {
+  for (let i = 0; i < 5; i++) bigTracker().free();
+  const warm = wasmMemory.buffer.byteLength;
+  for (let round = 0; round < 30; round++) {
+    for (let i = 0; i < 5; i++) bigTracker(); // dropped at once
+    gc();
+    await tick();
+    await tick();
+  }
+  gc();
+  await tick();
+  const grown = wasmMemory.buffer.byteLength - warm;
+  // 150 trackers of ~1 MB each were dropped; with finalization the space is reused.
+  assert.ok(grown <= 48 * MB, `wasm memory grew by ${(grown / MB).toFixed(1)} MB`);
+});
+
+test('a guard and the tracker handle it gives out share one tracker safely', () => {
+  const g = new ThreadGuard({ userId: 'user123', threadId: 'thread_a' });
+  const t1 = g.tracker;
+  const t2 = g.tracker;
+  g.incoming({ thread_id: 'thread_a' });
+  assert.equal(t1.totalSnapshots, 2);
+  assert.equal(t2.totalSnapshots, 2);
+  g.free();
+  // The handles keep the shared tracker alive after the guard is gone.
+  assert.equal(t1.analyze().total_snapshots, 2);
+  t1.free();
+  assert.equal(t2.retainedCount, 2);
+  t2.free();
+});
+
+test('a clock that calls back into its own tracker gets an error, not a crash', () => {
+  let t;
+  t = new Tracker({
+    clock: () => {
+      if (t) t.takeSnapshot({ operation: 'reentrant' });
+      return 1000;
+    },
+  });
+  assert.throws(() => t.takeSnapshot({ operation: 'outer' }), (e) => e instanceof Error);
+  t = null;
+});
