@@ -1,0 +1,253 @@
+"""The drop-in against contract section 3: names, signatures, async-ness, the live
+read-only `_active_managers`, isolation of connections and messages, the section-4 fixes,
+duck-typed tracker arguments."""
+
+import asyncio
+import importlib
+import inspect
+import sys
+import threading
+import uuid
+from dataclasses import FrozenInstanceError
+from datetime import datetime, timezone
+from types import SimpleNamespace
+
+import pytest
+
+from threadline import netra
+from threadline.netra import (
+    InvalidContextError,
+    IsolatedWebSocketManager,
+    ThreadIDConsistencyTracker,
+    ThreadIdSnapshot,
+    UnifiedIdGenerator,
+    UserExecutionContext,
+    WebSocketConnection,
+    WebSocketManagerFactory,
+)
+
+from conftest import RecordingWebSocket
+
+
+def conn(user_id, cid=None):
+    cid = cid or f"conn-{uuid.uuid4().hex[:8]}"
+    return WebSocketConnection(cid, user_id, RecordingWebSocket(cid), datetime.now(timezone.utc), {})
+
+
+def test_contract_names_and_async_methods():
+    async_methods = {
+        WebSocketManagerFactory: ["create_manager", "cleanup_manager", "force_cleanup_user_managers",
+                                  "force_cleanup_all_expired", "shutdown"],
+        IsolatedWebSocketManager: ["add_connection", "remove_connection", "send_to_user",
+                                   "cleanup_all_connections"],
+    }
+    for cls, names in async_methods.items():
+        for n in names:
+            assert inspect.iscoroutinefunction(getattr(cls, n)), n
+    for n in ["get_manager", "enforce_resource_limits", "get_factory_stats"]:
+        assert not inspect.iscoroutinefunction(getattr(WebSocketManagerFactory, n)), n
+    assert not inspect.iscoroutinefunction(IsolatedWebSocketManager.get_manager_stats)
+    assert inspect.iscoroutinefunction(netra.create_websocket_manager)
+    sig = inspect.signature(WebSocketManagerFactory)
+    assert [(p.name, p.default) for p in sig.parameters.values()] == [
+        ("max_managers_per_user", 20), ("connection_timeout_seconds", 1800)]
+    sig = inspect.signature(UserExecutionContext)
+    assert list(sig.parameters) == ["user_id", "thread_id", "run_id", "request_id", "websocket_client_id",
+                                    "agent_context", "audit_metadata", "operation_depth", "parent_request_id"]
+    sig = inspect.signature(ThreadIDConsistencyTracker.take_snapshot)
+    assert list(sig.parameters) == ["self", "operation", "user_context", "manager", "isolation_key", "kwargs"]
+    assert list(inspect.signature(UnifiedIdGenerator.generate_base_id).parameters) == [
+        "prefix", "include_random", "random_length"]
+    assert list(inspect.signature(netra.get_or_create_user_session).parameters) == [
+        "user_id", "thread_id", "run_id", "operation"]
+    assert issubclass(InvalidContextError, ValueError)
+
+
+def test_import_aliases():
+    netra.install_import_aliases()
+    for name in netra.ALIASED_MODULES:
+        assert importlib.import_module(name) is netra
+    from netra_backend.app.websocket_core.websocket_manager_factory import WebSocketManagerFactory as F
+    from shared.id_generation.unified_id_generator import UnifiedIdGenerator as G
+    assert F is WebSocketManagerFactory and G is UnifiedIdGenerator
+    assert netra.install_import_aliases() == []  # idempotent
+    assert sys.modules["netra_backend.app.core.unified_id_manager"].UnifiedIDManager is netra.UnifiedIDManager
+
+
+def test_context_is_frozen_and_validated():
+    c = UserExecutionContext("user-1", "thread_a_1_abcdef12", "run_a_1_abcdef12")
+    assert len(c.request_id) == 36  # uuid4 by default
+    with pytest.raises(FrozenInstanceError):
+        c.thread_id = "other"  # type: ignore[misc]
+    assert c.thread_id == "thread_a_1_abcdef12"
+    for bad in ("none", "NULL", "placeholder", "0", "mock_user", "   "):
+        with pytest.raises(InvalidContextError):
+            UserExecutionContext(bad, "thread_a", "run_a")
+    # test_ ids are allowed in test environments (we run under pytest).
+    assert UserExecutionContext("test_user", "thread_a", "run_a").user_id == "test_user"
+    w = UserExecutionContext.from_websocket_request("user-1")
+    assert netra.UnifiedIDManager.extract_thread_id(w.run_id) == w.thread_id
+    assert w.websocket_client_id.startswith("ws_client_user-1_")
+
+
+def test_active_managers_is_live_and_read_only():
+    async def body():
+        f = WebSocketManagerFactory()
+        view = f._active_managers
+        assert len(view) == 0
+        ctx = UserExecutionContext.from_websocket_request("user-live")
+        m = await f.create_manager(ctx)
+        assert len(view) == 1 and view[ctx.isolation_key] is m
+        assert list(view.items()) == [(f"user-live:{ctx.thread_id}", m)]
+        with pytest.raises(TypeError):
+            view["x"] = m  # type: ignore[index]
+        # Same key and active: the same manager object.
+        assert await f.create_manager(ctx) is m
+        # Cleanup while iterating is safe.
+        for key, _ in view.items():
+            assert await f.cleanup_manager(key)
+        assert len(view) == 0 and not m._is_active
+        assert await f.cleanup_manager(ctx.isolation_key) is False
+        assert f.get_manager(ctx.isolation_key) is None
+
+    asyncio.run(body())
+
+
+def test_connections_and_messages_are_isolated():
+    async def body():
+        f = WebSocketManagerFactory()
+        a = await f.create_manager(UserExecutionContext.from_websocket_request("alice-1"))
+        b = await f.create_manager(UserExecutionContext.from_websocket_request("bob-1"))
+        ca, cb = conn("alice-1"), conn("bob-1")
+        await a.add_connection(ca)
+        await b.add_connection(cb)
+        with pytest.raises(ValueError):
+            await a.add_connection(conn("bob-1"))
+        assert list(a._connections) == [ca.connection_id]
+        with pytest.raises(TypeError):
+            a._connections["x"] = ca  # type: ignore[index]
+        await a.send_to_user("alice-1", {"n": 1})
+        with pytest.raises(ValueError):
+            await a.send_to_user("bob-1", {"n": 2})
+        assert ca.websocket.messages_sent == [{"n": 1}] and cb.websocket.messages_sent == []
+        before = a._metrics.last_activity
+        assert before.tzinfo is not None
+        assert await a.remove_connection(ca.connection_id)
+        assert not await a.remove_connection(ca.connection_id)
+        stats = a.get_manager_stats()
+        assert stats["user_id"] == "alice-1" and stats["connections"] == 0 and stats["messages_routed"] == 1
+        await b.cleanup_all_connections()
+        assert not b._is_active and len(b._connections) == 0
+        # An inactive manager under the same key is replaced by a new one.
+        b2 = await f.create_manager(b.user_context)
+        assert b2 is not b and b2._is_active
+        st = f.get_factory_stats()
+        assert st["current_state"]["registered_managers"] == 2
+        assert st["configuration"] == {"max_managers_per_user": 20, "connection_timeout_seconds": 1800}
+        await f.shutdown()
+        assert len(f._active_managers) == 0 and not a._is_active
+
+    asyncio.run(body())
+
+
+def test_force_cleanup_removes_fresh_managers_of_that_user_only():
+    async def body():
+        f = WebSocketManagerFactory()
+        mine = [await f.create_manager(UserExecutionContext.from_websocket_request("stuck-user")) for _ in range(5)]
+        for m in mine:
+            await m.add_connection(conn("stuck-user"))
+        other = await f.create_manager(UserExecutionContext.from_websocket_request("other-user"))
+        assert f.enforce_resource_limits("stuck-user")
+        assert await f.force_cleanup_all_expired() == 0  # all fresh
+        assert await f.force_cleanup_user_managers("stuck-user") == 5
+        assert not any(m._is_active for m in mine) and all(len(m._connections) == 0 for m in mine)
+        assert list(f._active_managers.values()) == [other]
+
+    asyncio.run(body())
+
+
+def test_no_lock_is_held_across_awaits():
+    """A send that awaits forever must not block the factory for other tasks."""
+    async def body():
+        f = WebSocketManagerFactory()
+        gate = asyncio.Event()
+
+        class SlowSocket:
+            async def send_json(self, data):
+                await gate.wait()
+
+        m = await f.create_manager(UserExecutionContext.from_websocket_request("slow-user"))
+        await m.add_connection(WebSocketConnection("c1", "slow-user", SlowSocket(), datetime.now(timezone.utc)))
+        sending = asyncio.ensure_future(m.send_to_user("slow-user", {"x": 1}))
+        await asyncio.sleep(0.01)
+        other = await asyncio.wait_for(f.create_manager(UserExecutionContext.from_websocket_request("u-2")), 1)
+        assert await asyncio.wait_for(f.cleanup_manager(other.isolation_key), 1)
+        gate.set()
+        await sending
+
+    asyncio.run(body())
+
+
+def test_factory_is_safe_across_threads():
+    f = WebSocketManagerFactory(max_managers_per_user=1000)
+
+    def work(i):
+        async def body():
+            for _ in range(50):
+                m = await f.create_manager(UserExecutionContext.from_websocket_request(f"thread-user-{i}"))
+                await m.add_connection(conn(f"thread-user-{i}"))
+        asyncio.run(body())
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(f._active_managers) == 200
+    assert f.get_factory_stats()["user_distribution"] == {f"thread-user-{i}": 50 for i in range(4)}
+
+
+def test_tracker_accepts_duck_typed_objects_and_kwargs():
+    tr = ThreadIDConsistencyTracker()
+    assert tr.analyze_consistency() == {"status": "insufficient_data", "snapshots_count": 0}
+    ctx = SimpleNamespace(thread_id="thread_x", user_id="duck", websocket_client_id="ws-duck")
+    mgr = SimpleNamespace(user_context=SimpleNamespace(thread_id="thread_x", user_id="duck"))
+    s = tr.take_snapshot("duck_op", user_context=ctx, manager=mgr, isolation_key="duck:thread_x",
+                         metadata={"i": 1}, extra=[1, 2])
+    assert isinstance(s, ThreadIdSnapshot)
+    assert (s.user_id, s.websocket_client_id, s.manager_instance_id) == ("duck", "ws-duck", id(mgr))
+    assert s.metadata == {"metadata": {"i": 1}, "extra": [1, 2]}
+    assert not s.has_thread_id_mismatch()
+    assert tr.analyze_consistency()["status"] == "insufficient_data"
+    s = tr.take_snapshot("lookup", thread_id_cleanup_lookup="thread_y", manager=mgr)
+    assert s.thread_id_cleanup_lookup == "thread_y" and s.has_thread_id_mismatch()
+    tr.record_violation("recovery_failure", "CRITICAL", operation="thread_id_recovery_test",
+                        manager_still_active=True, recovery_strategies_tried=2)
+    v = tr.violations[-1]
+    assert (v["type"], v["severity"], v["operation"]) == ("recovery_failure", "CRITICAL", "thread_id_recovery_test")
+    assert v["manager_still_active"] is True and v["recovery_strategies_tried"] == 2
+    a = tr.analyze_consistency()
+    assert set(a) == {"total_snapshots", "total_violations", "unique_thread_ids_found", "thread_ids",
+                      "inconsistent_snapshots", "operation_violations", "consistency_score", "analysis_duration"}
+    assert a["consistency_score"] == 50.0 and a["operation_violations"] == {"lookup": 1, "thread_id_recovery_test": 1}
+    assert "⚠️  MISMATCH DETECTED" in tr.get_detailed_report()
+    assert [x.operation for x in tr.snapshots] == ["duck_op", "lookup"]
+    back = ThreadIDConsistencyTracker.from_json(tr.to_json())
+    assert back.analyze_consistency()["total_violations"] == 2
+
+
+def test_tracker_observes_a_factory():
+    async def body():
+        f = WebSocketManagerFactory(max_managers_per_user=1)
+        tr = ThreadIDConsistencyTracker()
+        tr.observe_factory(f)
+        m = await f.create_manager(UserExecutionContext.from_websocket_request("obs-user"))
+        await m.add_connection(conn("obs-user"))
+        with pytest.raises(RuntimeError):
+            await f.create_manager(UserExecutionContext.from_websocket_request("obs-user"))
+        a = tr.analyze()
+        assert a["managers_created"] == 1 and a["leaked_managers"] == 1
+        await f.shutdown()
+        assert tr.analyze()["leaked_managers"] == 0
+
+    asyncio.run(body())
