@@ -161,3 +161,15 @@ test(`the .wasm is at most ${MAX_WASM_BYTES} bytes and ${MAX_WASM_GZIP_BYTES} gz
   assert.ok(wasmBytes.length <= MAX_WASM_BYTES, `${wasmBytes.length} bytes`);
   assert.ok(gz <= MAX_WASM_GZIP_BYTES, `${gz} bytes gzipped`);
 });
+
+test('examples/browser-client.html uses only what the web build exports', async () => {
+  const html = readFileSync(join(pkgDir, '..', 'examples', 'browser-client.html'), 'utf8');
+  const m = /import init, \{ ([\w, ]+) \} from '\.\.\/pkg\/web\/threadline\.js'/.exec(html);
+  assert.ok(m, 'imports the web build');
+  const web = await import(join(pkgDir, 'web', 'threadline.js'));
+  for (const name of m[1].split(',').map((x) => x.trim())) assert.equal(typeof web[name], 'function', name);
+  const proto = Object.getOwnPropertyNames(web.ThreadGuard.prototype);
+  for (const used of new Set([...html.matchAll(/guard\??\.(\w+)/g)].map((x) => x[1]))) {
+    assert.ok(proto.includes(used), `ThreadGuard has no ${used}`);
+  }
+});
