@@ -35,6 +35,7 @@ pub const TARGETS: &[(&str, Check)] = &[
     ("report_json", report_json),
     ("registry_ops", registry_ops),
     ("id_generator", id_generator),
+    ("tracker_ops", tracker_ops),
 ];
 
 /// No error message may grow with its input: a 10 MB value is quoted in 64 characters.
@@ -1048,4 +1049,154 @@ pub fn id_generator(data: &[u8]) {
     assert_eq!(g.clock_regressions(), regressions);
     assert_eq!(g.largest_clock_regression_ms(), largest);
     assert_eq!(g.counter(), seen.len() as u64);
+}
+
+// ---- tracker_ops -------------------------------------------------------------------
+
+/// A tracker driven by any sequence of snapshots, cleanup lookups, violations and
+/// registry events, written to JSON and read back at any point: what is read back writes
+/// the same JSON and analyses the same; an unbounded tracker carried on from its JSON
+/// stays identical to one that never left memory.
+pub fn tracker_ops(data: &[u8]) {
+    const OPS: [&str; 4] = [
+        "manager_creation",
+        "user_context_creation",
+        "cleanup",
+        "op_x",
+    ];
+    const USERS: [Option<&str>; 3] = [None, Some("alice"), Some("bob")];
+    let thread = |n: u8| -> Option<String> { (n % 4 != 0).then(|| format!("thread_t{}", n % 4)) };
+    let capacity = data.first().map_or(0, |c| c % 9) as usize;
+    let start = 1_764_000_000_000u64;
+    let new_tracker = || match capacity {
+        0 => Tracker::new(start),
+        c => Tracker::bounded(start, c).expect("capacity from 1"),
+    };
+    // `orig` never leaves memory; `cur` is replaced by its own JSON at every round trip.
+    let (mut orig, mut cur) = (new_tracker(), new_tracker());
+    let mut reg = Registry::new(RegistryConfig {
+        max_managers_per_user: 2,
+        ..RegistryConfig::default()
+    })
+    .expect("valid config");
+    let mut now = start;
+    let limits = ReportLimits::default();
+    for r in data.get(1..).unwrap_or_default().chunks_exact(4) {
+        let (a, b, c) = (r[1], r[2], r[3]);
+        let apply = |tr: &mut Tracker, events: &[threadline::RegistryEvent]| match r[0] % 8 {
+            0 => {
+                let user = USERS[b as usize % 3];
+                let uc = thread(c);
+                let mgr = thread(c >> 2);
+                let lookup = thread(c >> 6);
+                let key = match (c >> 4) & 3 {
+                    0 => None,
+                    1 => Some(format!(
+                        "{}:{}",
+                        user.unwrap_or("carol"),
+                        mgr.as_deref().or(uc.as_deref()).unwrap_or("thread_t0")
+                    )),
+                    2 => Some(format!(
+                        "{}_{}_run{}",
+                        user.unwrap_or("carol"),
+                        mgr.as_deref().unwrap_or("thread_t0"),
+                        a
+                    )),
+                    _ => Some("not a key".to_owned()),
+                };
+                let input = SnapshotInput {
+                    operation: OPS[a as usize % 4],
+                    user_id: user,
+                    user_context_thread_id: uc.as_deref(),
+                    manager_thread_id: mgr.as_deref(),
+                    manager_instance_id: mgr.as_ref().map(|_| u64::from(a)),
+                    isolation_key: key.as_deref(),
+                    cleanup_lookup_thread_id: lookup.as_deref(),
+                    ..Default::default()
+                };
+                tr.take_snapshot(input, now).expect("valid snapshot");
+            }
+            1 => {
+                let t = thread(a).unwrap_or_else(|| "thread_t9".to_owned());
+                tr.simulate_cleanup_lookup(&t, USERS[b as usize % 3], None, now)
+                    .expect("valid lookup");
+            }
+            2 => {
+                let mut d = threadline::context::Metadata::new();
+                d.insert("n".into(), u64::from(c).into());
+                let op = (b % 2 == 0).then_some(OPS[a as usize % 4]);
+                tr.record_violation(
+                    ["custom", "leak", "x"][a as usize % 3],
+                    "WARNING",
+                    op,
+                    d,
+                    now,
+                )
+                .expect("valid violation");
+            }
+            3..=5 => {
+                for e in events {
+                    tr.observe(e);
+                }
+            }
+            _ => {}
+        };
+        // Registry events are made once and fed to both trackers.
+        let events = match r[0] % 8 {
+            3 => {
+                let u = ["alice", "bob"][a as usize % 2];
+                let t = format!("thread_t{}", b % 4);
+                let ctx = UserContext::builder(u, t.as_str(), format!("run_{t}"))
+                    .build_with_request_id("req_x".into())
+                    .expect("valid fixture");
+                let _ = reg.create(ctx, now);
+                reg.drain_events()
+            }
+            4 => {
+                reg.cleanup(
+                    &format!("{}:thread_t{}", ["alice", "bob"][a as usize % 2], b % 4),
+                    now,
+                );
+                reg.drain_events()
+            }
+            5 => {
+                reg.force_cleanup_user(["alice", "bob"][a as usize % 2], now);
+                reg.drain_events()
+            }
+            _ => Vec::new(),
+        };
+        apply(&mut orig, &events);
+        apply(&mut cur, &events);
+        match r[0] % 8 {
+            6 => {
+                let j = cur.to_json(now);
+                let loaded = Tracker::from_json(&j, limits)
+                    .unwrap_or_else(|e| panic!("a written report does not load: {e}\n{j}"));
+                assert_eq!(
+                    loaded.to_json(0),
+                    j,
+                    "read back, written again: different JSON"
+                );
+                assert_eq!(loaded.analyze(0), cur.analyze(now));
+                assert_eq!(loaded.report_text(0), cur.report_text(now));
+                cur = loaded;
+            }
+            7 => now = now.saturating_add(u64::from(a) * 1000),
+            _ => {}
+        }
+        if capacity == 0 {
+            assert_eq!(
+                cur.to_json(now),
+                orig.to_json(now),
+                "a tracker carried on from its JSON differs from the original"
+            );
+        } else {
+            assert_eq!(
+                cur.analyze(now),
+                orig.analyze(now),
+                "bounded: totals differ after a round trip"
+            );
+        }
+    }
+    let _ = cur.report_text(now);
 }

@@ -10,7 +10,7 @@
 # A crash is copied into tests/fuzz-inputs/<target>/ (replayed by `cargo test` through
 # tests/fuzz_regressions.rs) and the target fails.
 
-FUZZ_TARGETS ?= parse_ids correlation keys context report_json registry_ops id_generator
+FUZZ_TARGETS ?= parse_ids correlation keys context report_json tracker_ops registry_ops id_generator
 FUZZ_SECONDS ?= 60
 TEST_FUZZ_SECONDS ?= 30
 FUZZ_TOOLCHAIN ?= +nightly

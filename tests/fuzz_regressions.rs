@@ -78,6 +78,7 @@ replay_test!(context);
 replay_test!(report_json);
 replay_test!(registry_ops);
 replay_test!(id_generator);
+replay_test!(tracker_ops);
 
 /// The canonical registry encoding is what the fuzz target writes and this file reads.
 #[test]
