@@ -691,6 +691,7 @@ async function selectIndex(index, { scroll = 'center' } = {}) {
         ? `Snapshot ${index} is not in ${r.name}: it holds snapshots ${r.firstIndex}–${r.lastIndex}.`
         : `${r.name} holds no snapshots.`,
     );
+    writeHash(); // the address goes back to what is selected
     return false;
   }
   if (row < 0) {
@@ -861,8 +862,13 @@ el.fClear.onclick = () => {
   filterSoon(0);
 };
 // Expose: a promise that settles when pending filter work is done (used by tests).
-replay.settled = () =>
-  new Promise((res) => setTimeout(res, 200)).then(() => filterChain).then(nextPaint);
+replay.settled = async () => {
+  const sleep = (ms) => new Promise((res) => setTimeout(res, ms));
+  await sleep(200);
+  await filterChain;
+  while (active && (active.wanted.size || renderQueued)) await sleep(20);
+  await nextPaint();
+};
 
 function renderCount() {
   const r = active;

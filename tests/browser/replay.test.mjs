@@ -407,6 +407,41 @@ test('a malformed or wrong-schema file shows a message and keeps the open report
   await page.close();
 });
 
+test("a bounded tracker's report: retained window, exact totals, missing snapshots explained", async () => {
+  const file = path.join(DATA, 'bounded.json');
+  python([
+    '-c',
+    [
+      'import sys',
+      'from threadline import Tracker',
+      't = Tracker(4)',
+      'for i in range(10):',
+      "    t.take_snapshot('step_%d' % i, user_id='u1', user_context_thread_id='thread_a', manager_thread_id='thread_b' if i == 7 else 'thread_a', now_ms=1000 + i)",
+      "open(sys.argv[1], 'w').write(t.to_json(now_ms=2000))",
+    ].join('\n'),
+    file,
+  ]);
+  const page = await open('?report=/test-data/bounded.json', '#snapshot=7');
+  await page.waitForSelector('#rows .row.current:not([hidden])[data-index="7"]');
+  const rows = await domRows(page);
+  assert.deepEqual(rows.map((r) => r.index), [6, 7, 8, 9]);
+  assert.deepEqual(rows.map((r) => r.mismatch), [false, true, false, false]);
+  assert.match(await page.textContent('#f-count'), /^4 snapshots \(of 10 recorded\)/);
+  assert.equal(await page.getAttribute('#analysis [data-field="total_snapshots"]', 'data-value'), '10');
+  assert.match(await page.textContent('#analysis'), /Bounded tracker: 4 of 10 snapshots retained/);
+  await page.evaluate(() => (location.hash = '#snapshot=2'));
+  await page.waitForSelector('#message:not([hidden])');
+  assert.match(await page.textContent('#message .text'), /Snapshot 2 is not in bounded\.json: it holds snapshots 6–9/);
+  assert.equal((await current(page)).row, 7, 'the selection stays');
+  assert.equal((await current(page)).hash, '#snapshot=7', 'and so does the address');
+  await page.click('#copy-text');
+  await page.waitForSelector('#toast:not([hidden])');
+  const copied = await page.evaluate(() => navigator.clipboard.readText());
+  assert.equal(copied, python(['-m', 'threadline', 'report', file]).replace(/\n$/, ''));
+  assert.match(copied, /\(6 earlier snapshots not retained\)/);
+  await page.close();
+});
+
 test(`a ${BIG.toLocaleString('en-US')}-snapshot report shows its first screen within ${LOAD_BUDGET_MS} ms`, async () => {
   const page = await context.newPage();
   const t0 = Date.now();
