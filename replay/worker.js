@@ -1,9 +1,21 @@
 // The replay page's worker: reads report files, parses and analyses them with the
 // threadline wasm package, and hands the page windows of rows. The page never holds a
 // whole report, so a million-snapshot file stays off the main thread and out of the DOM.
-import init, { Tracker, compareAnalyses } from '../pkg/web/threadline.js';
+// The wasm package loads while the first file is read: nothing here waits for it
+// before a core call.
+let Tracker;
+let compareAnalyses;
+let exportsOf = null;
+const ready = import('../pkg/web/threadline.js').then(async (m) => {
+  exportsOf = await m.default();
+  ({ Tracker, compareAnalyses } = m);
+});
+ready.catch(() => {});
 
-const ready = init();
+/** Size of the wasm module's linear memory (it only grows): the worker's big allocation. */
+function wasmMemoryBytes() {
+  return exportsOf && exportsOf.memory ? exportsOf.memory.buffer.byteLength : null;
+}
 const reports = new Map(); // rid -> state
 let nextRid = 1;
 
@@ -318,7 +330,7 @@ const ops = {
       lastIndex: r.lastIndex,
       startedAt: r.startedAt,
       head,
-      timings: { read: t1 - t0, parse: t2 - t1, rest: t3 - t2 },
+      timings: { read: t1 - t0, parse: t2 - t1, rest: t3 - t2, wasm_memory_bytes: wasmMemoryBytes() },
     };
   },
 
@@ -379,7 +391,8 @@ const ops = {
     return state(rid).tracker.reportText();
   },
 
-  compare({ before, after }) {
+  async compare({ before, after }) {
+    await ready;
     return compareAnalyses(state(before).analysis, state(after).analysis);
   },
 

@@ -498,7 +498,7 @@ test(`a ${HUGE.toLocaleString('en-US')}-snapshot report opens without running ou
   const complete = Date.now() - t0;
   const mem = await page.evaluate(() => window.__replay.timings[0]);
   console.log(
-    `# 1M load: first screen ${first} ms, whole file parsed by the core after ${complete} ms (${(fs.statSync(file).size / 1e6).toFixed(0)} MB; worker parse ${mem.worker.parse.toFixed(0)} ms)`,
+    `# 1M load: first screen ${first} ms, whole file parsed by the core after ${complete} ms (${(fs.statSync(file).size / 1e6).toFixed(0)} MB file; worker parse ${mem.worker.parse.toFixed(0)} ms; wasm memory ${(mem.worker.wasm_memory_bytes / 2 ** 20).toFixed(0)} MiB)`,
   );
   assert.equal(await page.getAttribute('#analysis [data-field="total_snapshots"]', 'data-value'), String(HUGE));
   assert.equal(await page.getAttribute('#analysis [data-field="total_violations"]', 'data-value'), String(a.total_violations));
