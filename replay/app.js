@@ -282,7 +282,7 @@ function confirm(r, info) {
     startedAt: info.startedAt,
     verifying: false,
   });
-  if (!r.filtered) r.count = info.retained;
+  r.count = info.retained; // a filter set meanwhile applies once the worker answers it
   r.cache.set(0, info.head);
   renderTabs();
   if (r === active) {

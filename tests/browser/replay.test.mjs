@@ -321,6 +321,17 @@ test('filters narrow the table', async () => {
   assert.deepEqual(rows.map((r) => r.index), bySub.map((s) => s.index));
   assert.ok(bySub.length < total, 'the substring filter narrows');
 
+  // Operation, exactly, together with the user: both must hold.
+  const op = forked.operation;
+  await page.fill('#f-thread', '');
+  await page.fill('#f-op', op);
+  await page.fill('#f-user', user);
+  await settle(page);
+  rows = await domRows(page);
+  const byOp = snaps.filter((s) => s.operation === op && s.user_id === user);
+  assert.deepEqual(rows.map((r) => r.index), byOp.map((s) => s.index));
+  assert.ok(rows.every((r) => r.text.includes(op)));
+
   await page.click('#f-clear');
   await page.check('#f-mismatch');
   await settle(page);
