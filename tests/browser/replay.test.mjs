@@ -3,7 +3,7 @@
 // what the page shows with what Python says; times a 100,000-snapshot load.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -206,6 +206,15 @@ test('a Python demo report: mismatch rows marked, analysis equals Python', async
   const marked = rows.find((r) => r.index === a.first_divergence);
   assert.ok(marked.mismatch && marked.differs.length > 0, 'the first divergence is marked');
   assert.match(await page.textContent('#detail'), /MISMATCH DETECTED/);
+  // The row's detail: its four thread ids and its metadata.
+  const snap = byIndex.get(a.first_divergence);
+  const detail = await page.textContent('#detail');
+  for (const f of ['thread_id_user_context', 'thread_id_manager_context', 'thread_id_isolation_key', 'thread_id_cleanup_lookup']) {
+    if (snap[f]) assert.ok(detail.includes(snap[f]), `detail shows ${f}`);
+  }
+  if (Object.keys(snap.metadata || {}).length) {
+    assert.deepEqual(JSON.parse(await page.textContent('#detail pre.meta')), snap.metadata);
+  }
   // Violations panel links to its snapshots.
   const links = await page.$$eval('#violations a.snap-link', (as) => as.map((x) => Number(x.dataset.snapshot)));
   const expectedLinks = bug.json.violations.filter((v) => v.snapshot_index != null).map((v) => v.snapshot_index);
@@ -522,4 +531,36 @@ test(`a ${HUGE.toLocaleString('en-US')}-snapshot report opens without running ou
   assert.equal(crashed, false);
   await page.close();
   fs.rmSync(file, { force: true });
+});
+
+test('make replay\'s server: prints its URL, serves the page and the reports on loopback only', async () => {
+  const child = spawn(process.execPath, [path.join(ROOT, 'replay', 'serve.mjs'), '--port', '0'], { cwd: ROOT });
+  try {
+    const url = await new Promise((resolve, reject) => {
+      let out = '';
+      child.stdout.on('data', (d) => {
+        out += d;
+        const m = /threadline replay: (http:\/\/127\.0\.0\.1:\d+\/replay\/)/.exec(out);
+        if (m) resolve(m[1]);
+      });
+      child.on('exit', (code) => reject(new Error(`server exited (${code}): ${out}`)));
+      setTimeout(() => reject(new Error(`no URL printed: ${out}`)), 10_000);
+    });
+    const page = await fetch(url);
+    assert.equal(page.status, 200);
+    assert.match(await page.text(), /<title>threadline replay<\/title>/);
+    const listing = await (await fetch(new URL('../threadline-reports/', url))).json();
+    assert.deepEqual(listing.files, fs.readdirSync(REPORTS).filter((f) => f.endsWith('.json')).sort());
+    const wasm = await fetch(new URL('../pkg/web/threadline_bg.wasm', url));
+    assert.equal(wasm.headers.get('content-type'), 'application/wasm');
+    await wasm.arrayBuffer();
+    for (const bad of ['../../etc/passwd', '..%2f..%2fetc%2fpasswd', '../src/lib.rs']) {
+      const r = await fetch(url + bad);
+      assert.ok(r.status === 403 || r.status === 404, `${bad}: ${r.status}`);
+      await r.arrayBuffer();
+    }
+    assert.equal(new URL(url).hostname, '127.0.0.1');
+  } finally {
+    child.kill();
+  }
 });
