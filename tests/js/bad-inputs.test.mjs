@@ -119,6 +119,25 @@ test('options must be plain objects with known keys', () => {
   throwsKind(() => tl.compareAnalyses({ total_snapshots: 'many' }, {}), 'argument');
 });
 
+test('lone surrogates are refused, not merged into U+FFFD', () => {
+  for (const s of ['user\ud800', 'user\udc00', '\ud800', 'a\udfffb']) {
+    throwsKind(() => tl.parseId(s), 'argument', /lone UTF-16 surrogate/);
+    throwsKind(() => new IsolationKey(s, 'thread_a'), 'argument');
+    throwsKind(() => new IsolationKey('u1', s), 'argument');
+    throwsKind(() => ids.userContextIds(s, 'op'), 'argument');
+    throwsKind(() => tracker.takeSnapshot({ operation: 'op', userContextThreadId: s }), 'argument');
+    throwsKind(() => tracker.takeSnapshot({ operation: 'op', metadata: { note: s } }), 'argument');
+    throwsKind(() => new ThreadGuard({ userId: s }), 'argument');
+  }
+  // Paired surrogates are ordinary text.
+  assert.equal(new IsolationKey('u1', 'thread_\ud83d\ude00').threadId, 'thread_\ud83d\ude00');
+  // A guard never adopts or matches such a thread id, and never throws on it.
+  const g = new ThreadGuard({ userId: 'u1', threadId: 'thread_\ufffd' });
+  const r = g.incoming({ thread_id: 'thread_\ud800' });
+  assert.equal(r.ok, false);
+  assert.equal(r.got, 'thread_\ud800');
+});
+
 test('after all of that the module still works', () => {
   const t = new Tracker();
   t.takeSnapshot({ operation: 'op', userContextThreadId: 'thread_a', isolationKey: 'u1:thread_a' });

@@ -90,8 +90,39 @@ pub fn nullable<S: AsRef<str>>(v: Option<S>) -> JsValue {
     }
 }
 
-/// A required string argument.
+thread_local! {
+    /// Matches a lone UTF-16 surrogate (with the `u` flag, paired ones are one code point).
+    static LONE_SURROGATE: (js_sys::RegExp, Option<js_sys::Function>) = {
+        let re = js_sys::RegExp::new("\\p{Cs}", "u");
+        let test = js_sys::Reflect::get(&re, &JsValue::from_str("test"))
+            .ok()
+            .and_then(|f| f.dyn_into::<js_sys::Function>().ok());
+        (re, test)
+    };
+}
+
+/// Whether a JS string holds a lone surrogate, which has no UTF-8 form: converting it
+/// would silently turn it into U+FFFD, and two different ids into one.
+fn has_lone_surrogate(v: &JsValue) -> bool {
+    LONE_SURROGATE.with(|(re, test)| match test {
+        Some(t) => t.call1(re, v).map(|r| r.is_truthy()).unwrap_or(true),
+        None => true,
+    })
+}
+
+/// A required string argument: a JS string of well-formed UTF-16.
 pub fn string(v: &JsValue, name: &str) -> JsResult<String> {
+    if !v.is_string() {
+        return Err(argument(format!(
+            "{name} must be a string: got {}",
+            describe(v)
+        )));
+    }
+    if has_lone_surrogate(v) {
+        return Err(argument(format!(
+            "{name} contains a lone UTF-16 surrogate: expected well-formed text"
+        )));
+    }
     v.as_string()
         .ok_or_else(|| argument(format!("{name} must be a string: got {}", describe(v))))
 }

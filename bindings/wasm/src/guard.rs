@@ -159,8 +159,8 @@ impl ThreadGuard {
         } else {
             "message_out"
         };
-        let Some(got_text) = got.as_string() else {
-            // A thread id that is not a string is never the held one.
+        let Ok(got_text) = args::string(&got, "thread_id") else {
+            // A thread id that is not (well-formed) text is never the held one.
             self.mismatches += 1;
             self.snapshot(operation, Some(&args::describe(&got)), Some(direction));
             set(&out, "ok", &JsValue::FALSE);

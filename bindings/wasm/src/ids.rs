@@ -4,6 +4,7 @@ use std::cell::OnceCell;
 use std::rc::Rc;
 use std::sync::Arc;
 
+use serde::Serialize;
 use wasm_bindgen::prelude::*;
 
 use threadline::context::ContextBuilder;
@@ -398,6 +399,30 @@ pub fn correlation(thread_id: JsValue, run_id: JsValue) -> JsResult<JsValue> {
     to_js(&threadline::ids::correlation(&t, &r))
 }
 
+/// A context as JS sees it (snake_case, like every data object).
+#[derive(Serialize)]
+struct ContextData<'a> {
+    user_id: &'a str,
+    thread_id: &'a str,
+    run_id: &'a str,
+    request_id: &'a str,
+    websocket_client_id: Option<&'a str>,
+    agent_context: &'a threadline::Metadata,
+    audit_metadata: &'a threadline::Metadata,
+    operation_depth: u64,
+    parent_request_id: Option<&'a str>,
+}
+
+/// A key as JS sees it.
+#[derive(Serialize)]
+struct KeyData<'a> {
+    user_id: &'a str,
+    thread_id: &'a str,
+    form: &'static str,
+    run_token: Option<String>,
+    canonical: String,
+}
+
 /// One user's validated execution context (Netra's `UserExecutionContext`); immutable.
 #[wasm_bindgen]
 pub struct UserContext {
@@ -511,17 +536,17 @@ impl UserContext {
     #[wasm_bindgen(js_name = toJSON)]
     pub fn to_json(&self) -> JsResult<JsValue> {
         let c = &self.core;
-        to_js(&serde_json::json!({
-            "user_id": c.user_id(),
-            "thread_id": c.thread_id(),
-            "run_id": c.run_id(),
-            "request_id": c.request_id(),
-            "websocket_client_id": c.websocket_client_id(),
-            "agent_context": c.agent_context(),
-            "audit_metadata": c.audit_metadata(),
-            "operation_depth": c.operation_depth(),
-            "parent_request_id": c.parent_request_id(),
-        }))
+        to_js(&ContextData {
+            user_id: c.user_id(),
+            thread_id: c.thread_id(),
+            run_id: c.run_id(),
+            request_id: c.request_id(),
+            websocket_client_id: c.websocket_client_id(),
+            agent_context: c.agent_context(),
+            audit_metadata: c.audit_metadata(),
+            operation_depth: c.operation_depth(),
+            parent_request_id: c.parent_request_id(),
+        })
     }
 }
 
@@ -594,15 +619,21 @@ impl IsolationKey {
     /// `{ user_id, thread_id, form, run_token, canonical }`.
     #[wasm_bindgen(js_name = toJSON)]
     pub fn to_json(&self) -> JsResult<JsValue> {
-        to_js(&serde_json::json!({
-            "user_id": self.core.user_id(),
-            "thread_id": self.core.thread_id(),
-            "form": self.form(),
-            "run_token": match self.core.form() {
-                KeyForm::Canonical => None,
-                KeyForm::Legacy { run_token } => Some(run_token),
-            },
-            "canonical": self.core.canonical(),
-        }))
+        let run_token = match self.core.form() {
+            KeyForm::Canonical => None,
+            KeyForm::Legacy { run_token } => Some(run_token),
+        };
+        let form = if run_token.is_some() {
+            "legacy"
+        } else {
+            "canonical"
+        };
+        to_js(&KeyData {
+            user_id: self.core.user_id(),
+            thread_id: self.core.thread_id(),
+            form,
+            run_token,
+            canonical: self.core.canonical(),
+        })
     }
 }

@@ -1,6 +1,7 @@
 //! `Registry`: the per-user manager limit and cleanup rules (Netra's
 //! `WebSocketManagerFactory`), as a state machine the page or server drives.
 
+use serde::Serialize;
 use wasm_bindgen::prelude::*;
 
 use threadline::registry::{Connection, Manager, ManagerId, RegistryConfig};
@@ -16,19 +17,34 @@ pub struct Registry {
     clock: JsClock,
 }
 
-fn manager_object(m: &Manager) -> serde_json::Value {
-    serde_json::json!({
-        "id": m.id(),
-        "key": m.key(),
-        "user_id": m.user_id(),
-        "thread_id": m.thread_id(),
-        "run_id": m.context().run_id(),
-        "created_ms": m.created_ms(),
-        "last_activity_ms": m.last_activity_ms(),
-        "active": m.is_active(),
-        "messages_routed": m.messages_routed(),
-        "connections": m.connections(),
-    })
+/// A manager as JS sees it (snake_case, like every data object).
+#[derive(Serialize)]
+struct ManagerData<'a> {
+    id: ManagerId,
+    key: &'a str,
+    user_id: &'a str,
+    thread_id: &'a str,
+    run_id: &'a str,
+    created_ms: u64,
+    last_activity_ms: u64,
+    active: bool,
+    messages_routed: u64,
+    connections: &'a [Connection],
+}
+
+fn manager_object(m: &Manager) -> ManagerData<'_> {
+    ManagerData {
+        id: m.id(),
+        key: m.key(),
+        user_id: m.user_id(),
+        thread_id: m.thread_id(),
+        run_id: m.context().run_id(),
+        created_ms: m.created_ms(),
+        last_activity_ms: m.last_activity_ms(),
+        active: m.is_active(),
+        messages_routed: m.messages_routed(),
+        connections: m.connections(),
+    }
 }
 
 fn opt_manager(m: Option<&Manager>) -> JsResult<JsValue> {
@@ -261,7 +277,7 @@ impl Registry {
     /// Every registered key, sorted.
     pub fn keys(&self) -> Vec<String> {
         let mut k: Vec<String> = self.core.iter().map(|(k, _)| k.to_owned()).collect();
-        k.sort();
+        k.sort_unstable();
         k
     }
 
@@ -273,13 +289,11 @@ impl Registry {
     /// Managers per user, `{ [userId]: count }`, users sorted.
     #[wasm_bindgen(js_name = userCounts)]
     pub fn user_counts(&self) -> JsResult<JsValue> {
-        let m: serde_json::Map<String, serde_json::Value> = self
-            .core
-            .user_counts()
-            .into_iter()
-            .map(|(u, n)| (u, n.into()))
-            .collect();
-        to_js(&m)
+        let obj = js_sys::Object::new();
+        for (u, n) in self.core.user_counts() {
+            js_sys::Reflect::set(&obj, &JsValue::from_str(&u), &JsValue::from(n as f64))?;
+        }
+        Ok(obj.into())
     }
 
     /// Takes every event recorded since the last drain, oldest first:
