@@ -525,11 +525,17 @@ class _ManagerMetrics:
 
     @property
     def last_activity(self) -> datetime:
-        return _from_ms(self._manager._info_now().last_activity_ms)
+        try:
+            return _from_ms(self._manager._info_now().last_activity_ms)
+        except InactiveManagerError:
+            return _from_ms(self._manager._created_ms)
 
     @property
     def messages_routed(self) -> int:
-        return self._manager._info_now().messages_routed
+        try:
+            return self._manager._info_now().messages_routed
+        except InactiveManagerError:
+            return 0
 
 
 class IsolatedWebSocketManager:
@@ -542,14 +548,15 @@ class IsolatedWebSocketManager:
         manager_id: int,
         isolation_key: str,
         user_context: UserExecutionContext,
-        info: _native.ManagerInfo,
+        created_ms: int,
     ) -> None:
         self._factory = factory
         self._manager_id = manager_id
         self._isolation_key = isolation_key
         self._user_context = user_context
         self._connection_objects: Dict[str, WebSocketConnection] = {}
-        self._last_info = info
+        self._created_ms = created_ms
+        self._last_info: Optional[_native.ManagerInfo] = None
         self._metrics = _ManagerMetrics(self)
 
     @property
@@ -575,12 +582,17 @@ class IsolatedWebSocketManager:
 
     @property
     def created_at(self) -> datetime:
-        return _from_ms(self._last_info.created_ms)
+        return _from_ms(self._created_ms)
 
     def _info_now(self) -> _native.ManagerInfo:
+        """The registry's view of this manager; the last one seen once it is gone."""
         info = self._factory._registry.manager(self._manager_id)
         if info is not None:
             self._last_info = info
+        if self._last_info is None:
+            raise InactiveManagerError(
+                f"manager {self._isolation_key!r} is no longer registered: expected an active manager"
+            )
         return self._last_info
 
     def _key_if_registered(self) -> str:
@@ -645,7 +657,11 @@ class IsolatedWebSocketManager:
                 f._pump_locked()
 
     def get_manager_stats(self) -> Dict[str, Any]:
-        info = self._info_now()
+        try:
+            info = self._info_now()
+            routed, last_ms = info.messages_routed, info.last_activity_ms
+        except InactiveManagerError:
+            routed, last_ms = 0, self._created_ms
         return {
             "manager_id": self._manager_id,
             "user_id": self._user_context.user_id,
@@ -654,9 +670,9 @@ class IsolatedWebSocketManager:
             "is_active": self._is_active,
             "connections": len(self._connection_objects),
             "connection_ids": list(self._connection_objects),
-            "messages_routed": info.messages_routed,
-            "created_at": _from_ms(info.created_ms).isoformat(),
-            "last_activity": _from_ms(info.last_activity_ms).isoformat(),
+            "messages_routed": routed,
+            "created_at": _from_ms(self._created_ms).isoformat(),
+            "last_activity": _from_ms(last_ms).isoformat(),
         }
 
     def __repr__(self) -> str:
@@ -710,6 +726,7 @@ class WebSocketManagerFactory:
         # an await.
         self._lock = threading.RLock()
         self._wrappers: Dict[int, IsolatedWebSocketManager] = {}
+        self._ids_by_key: Dict[str, int] = {}
         self._observers: List[Any] = []
         self._active_managers: Mapping[str, IsolatedWebSocketManager] = _ActiveManagers(self)
 
@@ -720,33 +737,52 @@ class WebSocketManagerFactory:
             self._observers.append(tracker)
 
     def _pump_locked(self) -> None:
+        """Hands the registry's events to the observers (or drops them: none listen)."""
+        if not self._observers:
+            self._registry.discard_events()
+            return
         for ev in self._registry.drain_events():
-            kind = ev.kind
-            if kind == "cleaned_up":
-                w = self._wrappers.pop(ev.manager_id, None)  # type: ignore[arg-type]
-                if w is not None:
-                    w._connection_objects.clear()
-            elif kind == "deactivated":
-                w = self._wrappers.get(ev.manager_id)  # type: ignore[arg-type]
-                if w is not None:
-                    w._connection_objects.clear()
             for o in self._observers:
                 o.observe(ev)
+
+    def _forget_locked(self, manager_id: Optional[int]) -> None:
+        """Drops the wrapper of a manager the registry no longer holds."""
+        if manager_id is None:
+            return
+        w = self._wrappers.pop(manager_id, None)
+        if w is not None:
+            w._connection_objects.clear()
+            if self._ids_by_key.get(w._isolation_key) == manager_id:
+                del self._ids_by_key[w._isolation_key]
+
+    def _prune_locked(self) -> None:
+        """After a cleanup that may remove several managers: forget every wrapper whose
+        manager is gone."""
+        live = set(self._registry.manager_ids())
+        for mid in [m for m in self._wrappers if m not in live]:
+            self._forget_locked(mid)
 
     async def create_manager(self, user_context: Any) -> IsolatedWebSocketManager:
         native_ctx, ctx = _as_context(user_context)
         with self._lock:
             try:
                 created = self._registry.create(native_ctx)
-                w = self._wrappers.get(created.manager_id)
-                if w is None:
-                    info = self._registry.manager(created.manager_id)
-                    assert info is not None
-                    w = IsolatedWebSocketManager(self, created.manager_id, created.key, ctx, info)
-                    self._wrappers[created.manager_id] = w
-                return w
+            except ManagerLimitError:
+                self._prune_locked()  # stale managers may have been cleaned first
+                raise
             finally:
                 self._pump_locked()
+            mid = created.manager_id
+            w = self._wrappers.get(mid)
+            if w is None:
+                # An inactive manager under the same key was replaced.
+                self._forget_locked(self._ids_by_key.get(created.key))
+                w = IsolatedWebSocketManager(self, mid, created.key, ctx, created.at_ms)
+                self._wrappers[mid] = w
+                self._ids_by_key[created.key] = mid
+            if created.stale_cleaned:
+                self._prune_locked()
+            return w
 
     def get_manager(self, isolation_key: str) -> Optional[IsolatedWebSocketManager]:
         try:
@@ -759,7 +795,9 @@ class WebSocketManagerFactory:
             return False
         with self._lock:
             try:
-                return self._registry.cleanup(isolation_key)
+                mid = self._registry.remove(isolation_key)
+                self._forget_locked(mid)
+                return mid is not None
             finally:
                 self._pump_locked()
 
@@ -769,6 +807,7 @@ class WebSocketManagerFactory:
             try:
                 return self._registry.force_cleanup_user(user_id)
             finally:
+                self._prune_locked()
                 self._pump_locked()
 
     async def force_cleanup_all_expired(self) -> int:
@@ -776,6 +815,7 @@ class WebSocketManagerFactory:
             try:
                 return self._registry.expire_idle()
             finally:
+                self._prune_locked()
                 self._pump_locked()
 
     def enforce_resource_limits(self, user_id: str) -> bool:
@@ -783,6 +823,7 @@ class WebSocketManagerFactory:
             try:
                 return self._registry.enforce_limits(user_id)
             finally:
+                self._prune_locked()
                 self._pump_locked()
 
     def get_factory_stats(self) -> Dict[str, Any]:
@@ -807,6 +848,7 @@ class WebSocketManagerFactory:
             try:
                 self._registry.shutdown()
             finally:
+                self._prune_locked()
                 self._pump_locked()
 
 
@@ -895,14 +937,18 @@ class ThreadIDConsistencyTracker:
                 ws = _opt_text(getattr(user_context, "websocket_client_id", None))
         mthread = None
         mid = None
-        if manager is not None and hasattr(manager, "user_context"):
-            mctx = manager.user_context
-            mthread = _opt_text(getattr(mctx, "thread_id", None)) if mctx is not None else None
-            mid = id(manager)
-            if uid is None and ctx is None and mctx is not None:
-                uid = _opt_text(getattr(mctx, "user_id", None))
-        lookup = _opt_text(kwargs.pop("thread_id_cleanup_lookup", None))
-        key = _opt_text(isolation_key) if isolation_key else None
+        if manager is not None:
+            if type(manager) is IsolatedWebSocketManager:
+                mthread = manager._user_context._ctx.thread_id
+                mid = id(manager)
+            elif hasattr(manager, "user_context"):
+                mctx = manager.user_context
+                mthread = _opt_text(getattr(mctx, "thread_id", None)) if mctx is not None else None
+                mid = id(manager)
+                if uid is None and ctx is None and mctx is not None:
+                    uid = _opt_text(getattr(mctx, "user_id", None))
+        lookup = _opt_text(kwargs.pop("thread_id_cleanup_lookup", None)) if kwargs else None
+        key = (isolation_key if type(isolation_key) is str else _opt_text(isolation_key)) if isolation_key else None
         self.current_operation = operation
         return self._tracker.take_snapshot(
             operation,

@@ -105,6 +105,9 @@ pub struct PyCreated {
     /// Stale managers of this user cleaned to make room.
     #[pyo3(get)]
     stale_cleaned: usize,
+    /// The time of this call (the creation time of a new manager).
+    #[pyo3(get)]
+    at_ms: u64,
 }
 
 #[pymethods]
@@ -268,12 +271,14 @@ impl PyRegistry {
     ) -> PyResult<PyCreated> {
         let ctx = context.inner.clone();
         let key = format!("{}:{}", ctx.user_id(), ctx.thread_id());
-        let c = lock(&self.inner).create(ctx, now_or(now_ms)).py()?;
+        let now = now_or(now_ms);
+        let c = lock(&self.inner).create(ctx, now).py()?;
         Ok(PyCreated {
             manager_id: c.id.0,
             key,
             reused: c.reused,
             stale_cleaned: c.stale_cleaned,
+            at_ms: now,
         })
     }
 
@@ -302,6 +307,14 @@ impl PyRegistry {
     #[pyo3(signature = (key, *, now_ms=None))]
     fn cleanup(&self, key: &str, now_ms: Option<u64>) -> bool {
         lock(&self.inner).cleanup(key, now_or(now_ms))
+    }
+
+    /// Removes the manager under a key; its id, or `None` when there is none.
+    #[pyo3(signature = (key, *, now_ms=None))]
+    fn remove(&self, key: &str, now_ms: Option<u64>) -> Option<u64> {
+        let mut r = lock(&self.inner);
+        let id = r.get(key).map(|m| m.id())?;
+        r.cleanup_id(id, now_or(now_ms)).then_some(id.0)
     }
 
     #[pyo3(signature = (manager_id, *, now_ms=None))]
@@ -448,6 +461,19 @@ impl PyRegistry {
             .into_iter()
             .map(|e| PyRegistryEvent { inner: e })
             .collect()
+    }
+
+    /// Drops every undrained event; returns how many (cheaper than draining them).
+    fn discard_events(&self) -> usize {
+        let mut r = lock(&self.inner);
+        let n = r.pending_events();
+        r.drain_events();
+        n
+    }
+
+    /// Ids of the registered managers.
+    fn manager_ids(&self) -> Vec<u64> {
+        lock(&self.inner).iter().map(|(_, m)| m.id().0).collect()
     }
 
     fn pending_events(&self) -> usize {
