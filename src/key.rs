@@ -49,6 +49,17 @@ impl IsolationKey {
     /// the user ends at the first `_thread_`, the run token is the last `_` part, and the
     /// thread is what lies between.
     pub fn parse(key: &str) -> Result<Self, KeyError> {
+        let (user, thread, run_token) = Self::parse_parts(key)?;
+        Ok(Self {
+            user_id: user.to_owned(),
+            thread_id: thread.to_owned(),
+            legacy_run_token: run_token.map(str::to_owned),
+        })
+    }
+
+    /// What [`IsolationKey::parse`] reads, as slices of `key`: user, thread and, for the
+    /// older form, the run token. Same rules and errors, no allocation on success.
+    pub(crate) fn parse_parts(key: &str) -> Result<(&str, &str, Option<&str>), KeyError> {
         if key.len() > MAX_KEY_LEN {
             return Err(KeyError::TooLong {
                 len: key.len(),
@@ -61,7 +72,7 @@ impl IsolationKey {
         if let Some((user, thread)) = key.split_once(':') {
             check_user(user).map_err(|_| unparsable())?;
             check_thread(thread).map_err(|_| unparsable())?;
-            return Ok(Self::from_valid_parts(user, thread));
+            return Ok((user, thread, None));
         }
         let at = key.find("_thread_").ok_or_else(unparsable)?;
         let user = &key[..at];
@@ -72,11 +83,7 @@ impl IsolationKey {
         }
         check_user(user).map_err(|_| unparsable())?;
         check_thread(thread).map_err(|_| unparsable())?;
-        Ok(Self {
-            user_id: user.to_owned(),
-            thread_id: thread.to_owned(),
-            legacy_run_token: Some(run_token.to_owned()),
-        })
+        Ok((user, thread, Some(run_token)))
     }
 
     pub fn user_id(&self) -> &str {
@@ -132,6 +139,11 @@ fn check_thread(thread_id: &str) -> Result<(), ContextError> {
 }
 
 fn check_nonblank(field: &'static str, value: &str) -> Result<(), ContextError> {
+    // Fast path: printable ASCII with no space passes every rule below.
+    let b = value.as_bytes();
+    if !b.is_empty() && b.len() <= MAX_ID_LEN && b.iter().all(|&c| c > b' ' && c < 0x7f) {
+        return Ok(());
+    }
     if value.trim().is_empty() {
         return Err(ContextError::Empty {
             field,

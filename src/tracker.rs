@@ -395,6 +395,17 @@ impl Tracker {
         s.map(|s| self.intern(s))
     }
 
+    /// `intern_opt`, handing back an already interned Arc of `seen` when equal.
+    fn intern_reusing(&mut self, s: Option<&str>, seen: &[&Option<Arc<str>>]) -> Option<Arc<str>> {
+        let s = s?;
+        for a in seen.iter().copied().flatten() {
+            if **a == *s {
+                return Some(a.clone());
+            }
+        }
+        Some(self.intern(s))
+    }
+
     /// Records one snapshot. The thread id of an isolation key comes from the key
     /// parser, whole; a key that does not parse is kept whole and recorded as a WARNING
     /// violation. Disagreeing thread ids record a CRITICAL `thread_id_mismatch`.
@@ -407,10 +418,17 @@ impl Tracker {
         self.frozen_at_ms = None;
         let index = self.totals.snapshots;
         let mut violations = Vec::new();
+        // The thread ids of one snapshot are usually one id: intern it once and reuse
+        // the Arc for the equal ones (a compare instead of a hash and a lookup).
+        let user_thread = self.intern_opt(input.user_context_thread_id);
+        let manager_thread = self.intern_reusing(input.manager_thread_id, &[&user_thread]);
         let (key_thread, key_problem) = match input.isolation_key {
             None => (None, None),
-            Some(k) => match IsolationKey::parse(k) {
-                Ok(parsed) => (Some(self.intern(parsed.thread_id())), None),
+            Some(k) => match IsolationKey::parse_parts(k) {
+                Ok((_, thread, _)) => (
+                    self.intern_reusing(Some(thread), &[&manager_thread, &user_thread]),
+                    None,
+                ),
                 Err(e) => (Some(self.intern(k)), Some(e.to_string())),
             },
         };
@@ -418,8 +436,8 @@ impl Tracker {
             index,
             timestamp_ms: now_ms,
             operation: self.intern(input.operation),
-            thread_id_user_context: self.intern_opt(input.user_context_thread_id),
-            thread_id_manager_context: self.intern_opt(input.manager_thread_id),
+            thread_id_user_context: user_thread,
+            thread_id_manager_context: manager_thread,
             thread_id_isolation_key: key_thread,
             thread_id_cleanup_lookup: self.intern_opt(input.cleanup_lookup_thread_id),
             manager_instance_id: input.manager_instance_id,
@@ -489,7 +507,18 @@ impl Tracker {
             &snap.thread_id_isolation_key,
             &snap.thread_id_cleanup_lookup,
         ];
-        for id in ids.into_iter().flatten().filter(|t| !t.is_empty()) {
+        for (i, id) in ids.iter().enumerate() {
+            let Some(id) = id.as_ref().filter(|t| !t.is_empty()) else {
+                continue;
+            };
+            // Interned: an id equal to an earlier one of this snapshot is the same Arc,
+            // and was just accounted for.
+            if ids[..i]
+                .iter()
+                .any(|e| e.as_ref().is_some_and(|e| Arc::ptr_eq(e, id)))
+            {
+                continue;
+            }
             if !t.thread_id_set.contains(id) {
                 t.thread_id_set.insert(id.clone());
                 t.thread_ids.push(id.clone());
