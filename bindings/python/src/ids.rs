@@ -10,13 +10,26 @@ use crate::{now_or, PyResultExt};
 
 static DEFAULT: OnceLock<Result<Arc<IdGenerator>, String>> = OnceLock::new();
 
+/// The binding's clock: the system clock, read here (the core only reads `Clock`).
+struct BindingClock;
+
+impl threadline::Clock for BindingClock {
+    fn now_ms(&self) -> u64 {
+        crate::system_now_ms()
+    }
+}
+
+/// A generator on the system clock with a CSPRNG seeded from the operating system.
+fn system_generator() -> Result<IdGenerator, threadline::IdError> {
+    Ok(IdGenerator::new(
+        Arc::new(BindingClock),
+        SeededEntropy::from_os()?,
+    ))
+}
+
 /// The process-wide generator: system clock and an OS-seeded CSPRNG.
 pub(crate) fn default_generator() -> PyResult<Arc<IdGenerator>> {
-    match DEFAULT.get_or_init(|| {
-        IdGenerator::system()
-            .map(Arc::new)
-            .map_err(|e| e.to_string())
-    }) {
+    match DEFAULT.get_or_init(|| system_generator().map(Arc::new).map_err(|e| e.to_string())) {
         Ok(g) => Ok(g.clone()),
         Err(e) => Err(crate::error(crate::Kind::Base, e.clone())),
     }
@@ -46,14 +59,14 @@ impl PyIdGenerator {
     fn new(seed: Option<u64>, clock_ms: Option<u64>) -> PyResult<Self> {
         if seed.is_none() && clock_ms.is_none() {
             return Ok(Self {
-                inner: Arc::new(IdGenerator::system().py()?),
+                inner: Arc::new(system_generator().py()?),
                 clock: None,
             });
         }
         let manual = clock_ms.map(|ms| Arc::new(ManualClock::new(ms)));
         let clock: Arc<dyn threadline::Clock> = match &manual {
             Some(c) => c.clone(),
-            None => Arc::new(threadline::SystemClock),
+            None => Arc::new(BindingClock),
         };
         let inner = match seed {
             Some(s) => IdGenerator::new(clock, SeededEntropy::from_seed(s)),
