@@ -10,7 +10,9 @@
 //!   `{concern}.{case}`, see `threadline::error`) and the core's message. Inputs are
 //!   checked before they reach the core, so no call panics;
 //! - the clock is `Date.now()`, or a `clock` function given in the options (tests and
-//!   replays use a fixed clock).
+//!   replays use a fixed clock);
+//! - plain objects cross the boundary as JSON text (`serde_json` here, `JSON.parse` /
+//!   `JSON.stringify` in JS): one native parse per result, however many fields.
 
 use wasm_bindgen::prelude::*;
 
