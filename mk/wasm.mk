@@ -1,6 +1,7 @@
 # The WebAssembly npm package (pkg/): `make wasm` builds it, `make test-js` tests it.
 # Generated files go to pkg/node/ and pkg/web/ (ignored by git); pkg/package.json,
-# README.md, index.mjs, index.cjs and index.d.ts are written by hand.
+# README.md, index.mjs, index.cjs, browser.mjs, error.mjs and index.d.ts are written by
+# hand. The tests (tests/js/*.test.mjs) import pkg/ by path and after `npm install`.
 
 WASM_BINDGEN_VERSION := 0.2.106
 WASM_TARGET := wasm32-unknown-unknown
@@ -14,7 +15,6 @@ WASM_BINDGEN_FLAGS := --typescript --weak-refs --out-name threadline \
 # cargo install puts wasm-bindgen here; it may not be on PATH on a fresh machine.
 WASM_PATH := PATH="$${CARGO_HOME:-$$HOME/.cargo}/bin:$$PATH"
 NODE ?= node
-NPM ?= npm
 
 TEST_TARGETS += test-js
 
@@ -40,7 +40,7 @@ wasm: wasm-tools
 		sed -i 's/throw new Error(`expected instance of $${klass.name}`);/throw Object.assign(new Error(`expected an instance of $${klass.name}`), { name: "ThreadlineError", kind: "argument" });/' $$f; \
 		grep -q 'kind: "argument"' $$f || { echo "$$f: could not patch the class check"; exit 1; }; \
 	done
-	@ls -l pkg/web/threadline_bg.wasm | awk '{print "pkg/web/threadline_bg.wasm: " $$5 " bytes"}'
+	@echo "pkg/web/threadline_bg.wasm: $$(wc -c < pkg/web/threadline_bg.wasm) bytes, $$(gzip -9c pkg/web/threadline_bg.wasm | wc -c) gzipped"
 
 test-js: wasm
 	$(NODE) --test tests/js/*.test.mjs
