@@ -25,7 +25,7 @@ def _demo(out_dir: str) -> int:
     failed = 0
     for r in results:
         if r.passed:
-            print(f"{r.name}: {r.verdict}")
+            print(f"{r.name}: {r.verdict} ({r.summary})")
         else:
             failed += 1
             print(f"{r.name}: UNEXPECTED (expected {r.verdict}) {r.details}")

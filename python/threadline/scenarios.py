@@ -44,6 +44,8 @@ class ScenarioResult:
     verdict: str
     passed: bool
     details: Dict[str, Any] = field(default_factory=dict)
+    #: One line of evidence for the verdict.
+    summary: str = ""
 
 
 def connection(user_id: str) -> WebSocketConnection:
@@ -92,7 +94,9 @@ async def user_context_consistency() -> ScenarioResult:
         and extracted == c1.thread_id
     )
     return ScenarioResult("user_context_consistency", "UserExecutionContext creation", tr, "consistent", ok,
-                          {"extracted_thread_id": extracted})
+                          {"extracted_thread_id": extracted},
+                          f"{a['total_violations']} violations, score {a['consistency_score']:.1f}%, "
+                          "run id gives its whole thread id")
 
 
 async def manager_creation_inconsistency() -> ScenarioResult:
@@ -118,7 +122,10 @@ async def manager_creation_inconsistency() -> ScenarioResult:
     a = tr.analyze_consistency()
     await factory.shutdown()
     return ScenarioResult("manager_creation_inconsistency", "thread id mismatch at cleanup lookup", tr,
-                          "bug reproduced", a["total_violations"] > 0, {"cleanup_success": cleaned})
+                          "bug reproduced", a["total_violations"] > 0, {"cleanup_success": cleaned},
+                          f"{a['total_violations']} violation{'' if a['total_violations'] == 1 else 's'} at "
+                          f"{', '.join(a['operation_violations'])}, "
+                          f"score {a['consistency_score']:.1f}%")
 
 
 async def manager_lifecycle() -> ScenarioResult:
@@ -144,7 +151,9 @@ async def manager_lifecycle() -> ScenarioResult:
     a = tr.analyze_consistency()
     ok = cleaned and not manager._is_active and sent == 1 and a["total_violations"] == 0
     return ScenarioResult("manager_lifecycle", "WebSocket manager lifecycle", tr, "consistent", ok,
-                          {"cleanup_success": cleaned, "messages_sent": sent})
+                          {"cleanup_success": cleaned, "messages_sent": sent},
+                          f"cleanup {'succeeded' if cleaned else 'failed'}, manager "
+                          f"{'active' if manager._is_active else 'inactive'}, {a['total_violations']} violations")
 
 
 async def concurrent_users() -> ScenarioResult:
@@ -181,7 +190,8 @@ async def concurrent_users() -> ScenarioResult:
         and delivered == [1, 1, 1]
     )
     return ScenarioResult("concurrent_users", "3 concurrent users", tr, "consistent", ok,
-                          {"cleanup_results": list(results), "messages_delivered": delivered})
+                          {"cleanup_results": list(results), "messages_delivered": delivered},
+                          f"{a['unique_thread_ids_found']} distinct thread ids, {a['total_violations']} violations")
 
 
 async def recovery_after_mismatch() -> ScenarioResult:
@@ -205,7 +215,8 @@ async def recovery_after_mismatch() -> ScenarioResult:
     left = len(factory._active_managers)
     return ScenarioResult("recovery_after_mismatch", "recovery after a thread id mismatch", tr, "recovered",
                           not manager._is_active and left == 0,
-                          {"strategy_1_success": first, "forced": forced, "managers_left": left})
+                          {"strategy_1_success": first, "forced": forced, "managers_left": left},
+                          f"{left} managers left")
 
 
 async def manager_leak() -> ScenarioResult:
@@ -241,7 +252,9 @@ async def manager_leak() -> ScenarioResult:
     return ScenarioResult("manager_leak", "20-manager leak and the session-store fix", tr, "leak prevented", ok,
                           {"refused_at": refused[0] if refused else None,
                            "refusal": refused[1] if refused else None,
-                           "managers_leaked": leaked, "managers_after_fix": after_fix})
+                           "managers_leaked": leaked, "managers_after_fix": after_fix},
+                          f"create {refused[0] if refused else '-'} refused at the limit of 20; "
+                          f"25 connections through the session store: {after_fix} manager")
 
 
 SCENARIOS: List[Callable[[], Awaitable[ScenarioResult]]] = [

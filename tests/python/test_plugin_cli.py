@@ -73,7 +73,10 @@ def run_cli(*args, cwd):
 def test_demo_prints_reports_and_verdicts_and_writes_json(tmp_path: Path):
     r = run_cli("demo", cwd=tmp_path)
     assert r.returncode == 0, r.stderr
-    verdicts = r.stdout.split("##### verdicts")[1].strip().splitlines()[:6]
+    lines = r.stdout.split("##### verdicts")[1].strip().splitlines()[:6]
+    verdicts = [line.split(" (")[0] for line in lines]
+    assert "manager_leak: leak prevented (create 21 refused at the limit of 20; " \
+        "25 connections through the session store: 1 manager)" in lines
     assert verdicts == [
         "user_context_consistency: consistent",
         "manager_creation_inconsistency: bug reproduced",
