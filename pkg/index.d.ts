@@ -373,6 +373,8 @@ export class Tracker {
   constructor(options?: TrackerOptions);
   /** Reads a report written by `toJSON` (by any language's binding). */
   static fromJSON(text: string, limits?: ReportLimits): Tracker;
+  /** `fromJSON` from the report's UTF-8 bytes (`await file.arrayBuffer()`): no JS string of a large report. */
+  static fromJSONBytes(bytes: Uint8Array | ArrayBuffer, limits?: ReportLimits): Tracker;
   /** The report JSON text, schema `threadline.report/1`. */
   toJSON(): string;
   /** The report text, in the seed suite's layout. */

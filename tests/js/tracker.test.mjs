@@ -198,3 +198,20 @@ test('Date.now is the default clock', () => {
   assert.ok(s.timestamp_ms >= before && s.timestamp_ms <= Date.now());
   assert.ok(tr.startedMs >= before);
 });
+
+test('fromJSONBytes reads a report from its UTF-8 bytes', () => {
+  const { tr } = seedTracker();
+  tr.recordViolation('custom', 'WARNING', { details: { note: 'café ✓' } });
+  const json = tr.toJSON();
+  const bytes = new TextEncoder().encode(json);
+  const a = Tracker.fromJSONBytes(bytes);
+  assert.equal(a.toJSON(), json);
+  assert.equal(a.reportText(), tr.reportText());
+  const b = Tracker.fromJSONBytes(bytes.buffer, { clock: () => 0 });
+  assert.equal(b.reportText(), tr.reportText());
+  throwsKind(() => Tracker.fromJSONBytes(bytes, { maxBytes: 100 }), 'report.too_large');
+  throwsKind(() => Tracker.fromJSONBytes(new Uint8Array([0x7b, 0xff, 0x7d])), 'report.json', /not valid UTF-8/);
+  throwsKind(() => Tracker.fromJSONBytes(bytes.subarray(0, 100)), 'report.json');
+  throwsKind(() => Tracker.fromJSONBytes(json), 'argument', /Uint8Array/);
+  throwsKind(() => Tracker.fromJSONBytes(undefined), 'argument');
+});

@@ -161,17 +161,52 @@ impl Tracker {
     pub fn from_json(text: JsValue, limits: JsValue) -> JsResult<Tracker> {
         let text = args::string(&text, "report text")?;
         let o = Options::new(&limits, "limits", &["maxBytes", "maxDepth", "clock"])?;
-        let mut l = ReportLimits::default();
-        if let Some(b) = o.whole("maxBytes")? {
-            l.max_bytes = b as usize;
-        }
-        if let Some(d) = o.whole("maxDepth")? {
-            l.max_depth = d as usize;
-        }
+        let l = read_limits(&o)?;
         let clock = JsClock::from_options(&o)?;
         let core = threadline::Tracker::from_json(&text, l).map_err(core)?;
         Ok(Tracker {
             inner: Rc::new(RefCell::new(Shared { core, clock })),
+        })
+    }
+
+    /// `fromJSON` from the file's bytes (UTF-8), e.g. `new Uint8Array(await
+    /// file.arrayBuffer())`: skips building a JS string of a large report, and its
+    /// conversion on the way in.
+    #[wasm_bindgen(js_name = fromJSONBytes)]
+    pub fn from_json_bytes(bytes: JsValue, limits: JsValue) -> JsResult<Tracker> {
+        let array = if bytes.is_instance_of::<js_sys::Uint8Array>() {
+            bytes.unchecked_into::<js_sys::Uint8Array>()
+        } else if bytes.is_instance_of::<js_sys::ArrayBuffer>() {
+            js_sys::Uint8Array::new(&bytes)
+        } else {
+            return Err(argument(format!(
+                "report bytes must be a Uint8Array or an ArrayBuffer: got {}",
+                args::describe(&bytes)
+            )));
+        };
+        let o = Options::new(&limits, "limits", &["maxBytes", "maxDepth", "clock"])?;
+        let l = read_limits(&o)?;
+        let clock = JsClock::from_options(&o)?;
+        let len = array.length() as usize;
+        if len > l.max_bytes {
+            // Refused before copying, like the text form.
+            return Err(core(threadline::ReportError::TooLarge {
+                len,
+                max: l.max_bytes,
+            }));
+        }
+        let bytes = array.to_vec();
+        let text = std::str::from_utf8(&bytes).map_err(|e| {
+            core(threadline::ReportError::Json(format!(
+                "report is not valid UTF-8: {e}"
+            )))
+        })?;
+        let core_tracker = threadline::Tracker::from_json(text, l).map_err(core)?;
+        Ok(Tracker {
+            inner: Rc::new(RefCell::new(Shared {
+                core: core_tracker,
+                clock,
+            })),
         })
     }
 
@@ -310,6 +345,17 @@ impl Tracker {
         let f = read_filter(&filter)?;
         self.with(|s| Ok(s.core.filter_positions(&f)))
     }
+}
+
+fn read_limits(o: &Options) -> JsResult<ReportLimits> {
+    let mut l = ReportLimits::default();
+    if let Some(b) = o.whole("maxBytes")? {
+        l.max_bytes = usize::try_from(b).unwrap_or(usize::MAX);
+    }
+    if let Some(d) = o.whole("maxDepth")? {
+        l.max_depth = usize::try_from(d).unwrap_or(usize::MAX);
+    }
+    Ok(l)
 }
 
 fn read_filter(v: &JsValue) -> JsResult<SnapshotFilter> {
