@@ -28,7 +28,7 @@ import types
 from dataclasses import FrozenInstanceError, dataclass, field
 from datetime import datetime, timezone
 from types import MappingProxyType
-from typing import Any, Dict, Iterator, List, Mapping, Optional, Tuple
+from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple
 
 from . import _native
 from ._native import (
@@ -889,6 +889,44 @@ def _opt_text(value: Any) -> Optional[str]:
     return value if isinstance(value, str) else str(value)
 
 
+class _LiveList(Sequence[Any]):
+    """A live, read-only view of a tracker's retained snapshots or violations: it sees
+    every later record, and indexing from the end is O(1)."""
+
+    __slots__ = ("_len", "_at")
+
+    def __init__(self, length: Any, at: Any) -> None:
+        self._len = length
+        self._at = at
+
+    def __len__(self) -> int:
+        return int(self._len())
+
+    def __getitem__(self, index: Any) -> Any:
+        n = len(self)
+        if isinstance(index, slice):
+            return [self._at(i) for i in range(*index.indices(n))]
+        i = index.__index__()
+        if i < 0:
+            i += n
+        if not 0 <= i < n:
+            raise IndexError("list index out of range")
+        return self._at(i)
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter(self[:])
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, (list, tuple, _LiveList)):
+            return list(self) == list(other)
+        return NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return repr(list(self))
+
+
 class ThreadIDConsistencyTracker:
     """The suite's tracker over the core's: the isolation key's whole thread id, cleanup
     lookups in the mismatch check. Accepts native and duck-typed contexts and managers
@@ -1000,12 +1038,16 @@ class ThreadIDConsistencyTracker:
         factory.add_observer(self)
 
     @property
-    def snapshots(self) -> List[ThreadIdSnapshot]:
-        return self._tracker.snapshots()
+    def snapshots(self) -> Sequence[ThreadIdSnapshot]:
+        """The retained snapshots, oldest first: a live read-only sequence."""
+        t = self._tracker
+        return _LiveList(t.__len__, t.snapshot_at)
 
     @property
-    def violations(self) -> List[Dict[str, Any]]:
-        return self._tracker.violations()
+    def violations(self) -> Sequence[Dict[str, Any]]:
+        """The retained violations as dicts, oldest first: a live read-only sequence."""
+        t = self._tracker
+        return _LiveList(t.retained_violations, t.violation_at)
 
 
 # ---- import aliases ---------------------------------------------------------------

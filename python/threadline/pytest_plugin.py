@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 from typing import Any, Dict, Generator
@@ -45,8 +46,10 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
 
 def report_file_name(nodeid: str) -> str:
     """The JSON file name of a test id: unsafe characters become `_`."""
-    name = re.sub(r"[^A-Za-z0-9._-]+", "_", nodeid).strip("._")
-    return (name or "test")[:200] + ".json"
+    name = re.sub(r"[^A-Za-z0-9._-]+", "_", nodeid).strip("._") or "test"
+    if len(name) > 200:  # keep long parametrized ids apart
+        name = name[:187] + "-" + hashlib.sha1(nodeid.encode("utf-8", "surrogatepass")).hexdigest()[:12]
+    return name + ".json"
 
 
 @pytest.fixture

@@ -251,3 +251,20 @@ def test_tracker_observes_a_factory():
         assert tr.analyze()["leaked_managers"] == 0
 
     asyncio.run(body())
+
+
+def test_snapshots_and_violations_are_live_views():
+    tr = ThreadIDConsistencyTracker()
+    snaps, viols = tr.snapshots, tr.violations
+    assert snaps == [] and len(viols) == 0
+    tr.take_snapshot("a", user_context=SimpleNamespace(thread_id="thread_a", user_id="u", websocket_client_id=None))
+    tr.take_snapshot("b", thread_id_cleanup_lookup="thread_b", manager=SimpleNamespace(
+        user_context=SimpleNamespace(thread_id="thread_c", user_id="u")))
+    assert [s.operation for s in snaps] == ["a", "b"]
+    assert snaps[-1].operation == "b" and snaps[-2].operation == "a"
+    assert [s.operation for s in snaps[::-1]] == ["b", "a"]
+    with pytest.raises(IndexError):
+        snaps[2]
+    assert len(viols) == 1 and viols[0]["operation"] == "b" and viols[-1] == viols[0]
+    with pytest.raises(TypeError):
+        snaps[0] = snaps[1]  # type: ignore[index]

@@ -104,3 +104,9 @@ def test_report_of_a_bad_file_is_a_clear_error(tmp_path: Path):
     assert 'report schema is "other/1": expected "threadline.report/1"' in r.stderr
     r = run_cli("report", str(tmp_path / "missing.json"), cwd=tmp_path)
     assert r.returncode == 2 and "cannot read" in r.stderr
+
+
+def test_long_report_file_names_stay_distinct():
+    a = report_file_name("t.py::test_x[" + "a" * 300 + "]")
+    b = report_file_name("t.py::test_x[" + "a" * 299 + "b]")
+    assert a != b and len(a) <= 205 and a.endswith(".json")

@@ -418,6 +418,30 @@ impl PyTracker {
             .map(|s| PySnapshot { inner: s })
     }
 
+    /// The retained snapshot at `position` (0 = oldest retained), or `None`.
+    fn snapshot_at(&self, position: usize) -> Option<PySnapshot> {
+        lock(&self.inner)
+            .snapshots()
+            .get(position)
+            .cloned()
+            .map(|s| PySnapshot { inner: s })
+    }
+
+    /// The retained violation at `position` (0 = oldest retained) as a dict, or `None`.
+    fn violation_at<'py>(
+        &self,
+        py: Python<'py>,
+        position: usize,
+    ) -> PyResult<Option<Bound<'py, PyDict>>> {
+        let v = lock(&self.inner).violations().get(position).cloned();
+        v.map(|v| violation_dict(py, &v)).transpose()
+    }
+
+    /// How many violations are retained.
+    fn retained_violations(&self) -> usize {
+        lock(&self.inner).violations().len()
+    }
+
     /// Retained violations as dicts: the caller's details, then `index`, `timestamp`,
     /// `type`, `severity`, `operation`, `snapshot_index`, `thread_id_summary`, `details`.
     fn violations<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
