@@ -6,7 +6,7 @@ PYTHON ?= python3
 PY_VENV := .venv
 PY := $(PY_VENV)/bin/python
 PY_CARGO_TARGET_DIR ?= $(CURDIR)/target/python
-PY_TOOLS := maturin>=1.7,<2 pytest>=7.4 mypy>=1.8
+PY_TOOLS := 'maturin>=1.7,<2' 'pytest>=7.4' 'mypy>=1.8'
 
 TEST_TARGETS += test-python
 DEMO_TARGETS := demo-python
@@ -17,7 +17,7 @@ $(PY):
 	$(PYTHON) -m venv $(PY_VENV)
 
 python-venv: $(PY)
-	@$(PY) -c 'import maturin, pytest, mypy' 2>/dev/null || $(PY) -m pip install --quiet '$(firstword $(PY_TOOLS))' $(wordlist 2,9,$(PY_TOOLS))
+	@$(PY) -c 'import maturin, pytest, mypy' 2>/dev/null || $(PY) -m pip install --quiet $(PY_TOOLS)
 
 python-install: python-venv
 	PATH="$(CURDIR)/$(PY_VENV)/bin:$$PATH" CARGO_TARGET_DIR=$(PY_CARGO_TARGET_DIR) $(PY) -m pip install --quiet --no-build-isolation --force-reinstall --no-deps .
