@@ -3,8 +3,6 @@
 import asyncio
 from typing import Any, Dict, List
 
-import pytest
-
 
 class RecordingWebSocket:
     """A real test websocket: keeps what it was sent, can be closed."""
@@ -23,8 +21,3 @@ class RecordingWebSocket:
     def close(self) -> None:
         self.is_connected = False
 
-
-@pytest.fixture
-def run():
-    """Runs a coroutine to completion in a fresh event loop."""
-    return asyncio.run
