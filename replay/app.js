@@ -1,6 +1,8 @@
 // threadline replay: the page. Reports live in the worker (worker.js); this file keeps
 // only what is on screen: a window of rows, the analysis and the first violations.
 
+import { preview, PREVIEW_MIN_BYTES } from './head.js';
+
 const ROW_H = 30; // px, must match .row height in style.css
 const CHUNK = 128; // rows fetched from the worker at a time
 const MAX_CHUNKS = 48; // row chunks kept per report
@@ -96,12 +98,66 @@ worker.onerror = (ev) => {
   pending.clear();
 };
 
-function call(op, args, progress) {
+function call(op, args, progress, transfer = []) {
   const id = callId++;
   return new Promise((resolve, reject) => {
     pending.set(id, { resolve, reject, progress });
-    worker.postMessage({ id, op, args });
+    worker.postMessage({ id, op, args }, transfer);
   });
+}
+
+/**
+ * What the worker is to read. A URL is fetched here, so the download starts while the
+ * worker is still starting, and its body goes to the worker as a stream; a big one is
+ * teed, and the page reads the head of its copy to show the file at once.
+ */
+async function source(src, onHead) {
+  if (!src.url) return { args: src, transfer: [] };
+  let res;
+  try {
+    res = await fetch(src.url);
+  } catch (e) {
+    throw new Error(`cannot fetch ${src.url}: ${e.message}`);
+  }
+  if (!res.ok) throw new Error(`cannot fetch ${src.url}: HTTP ${res.status} ${res.statusText}`);
+  const len = res.headers.get('Content-Length');
+  const size = len == null ? null : Number(len);
+  let body = res.body;
+  if (size == null || size >= PREVIEW_MIN_BYTES) {
+    const [forWorker, forHead] = body.tee();
+    body = forWorker;
+    readHead(forHead, onHead);
+  }
+  return { args: { name: src.name, stream: body, size, head: false }, transfer: [body] };
+}
+
+/** Reads a stream until its head makes a preview (or 32 MB without one), then stops. */
+async function readHead(stream, onHead) {
+  const reader = stream.getReader();
+  const decoder = new TextDecoder('utf-8');
+  let text = '';
+  let received = 0;
+  let tryAt = 256 * 1024;
+  try {
+    while (received < 32 * 1024 * 1024) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      text += decoder.decode(value, { stream: true });
+      received += value.byteLength;
+      if (received >= tryAt) {
+        const p = preview(text);
+        if (p) {
+          onHead({ ...p, head_bytes: received });
+          break;
+        }
+        tryAt = received * 2;
+      }
+    }
+  } catch {
+    // The worker's copy reports any read error.
+  } finally {
+    reader.cancel().catch(() => {});
+  }
 }
 
 /** A call about report `r`, once the worker holds it (a previewed report is still parsing). */
@@ -232,15 +288,18 @@ async function openAll(sources) {
       timing.first_screen_since_navigation_ms = performance.now();
       timing.preview = provisional;
     };
+    let opened = false;
+    const onHead = (p) => {
+      if (opened || previewShown) return;
+      timing.head_bytes = p.head_bytes;
+      timing.head_received_ms = performance.now() - t0;
+      previewShown = show({ ...p, name: src.name }, true);
+      el.busy.querySelector('.text').textContent = `Checking ${src.name} (${num(p.totalSnapshots)} snapshots)…`;
+      document.body.dataset.pending = Number(document.body.dataset.pending || 0) + 1;
+    };
     try {
-      const info = await call('open', src, (p) => {
-        timing.head_ms = p.head_ms;
-        timing.head_bytes = p.head_bytes;
-        timing.head_received_ms = performance.now() - t0;
-        previewShown = show(p, true);
-        el.busy.querySelector('.text').textContent = `Checking ${src.name} (${num(p.totalSnapshots)} snapshots)…`;
-        document.body.dataset.pending = Number(document.body.dataset.pending || 0) + 1;
-      });
+      const { args, transfer } = await source(src, onHead);
+      const info = await call('open', args, onHead, transfer).finally(() => (opened = true));
       if (previewShown) {
         await previewShown;
         confirm(r, info);
