@@ -392,7 +392,11 @@ impl Registry {
     /// key. Near the limit the user's stale managers are cleaned first; at the limit,
     /// again; still at the limit, the create is refused with `LimitExceeded`.
     pub fn create(&mut self, context: UserContext, now_ms: u64) -> Result<Created, RegistryError> {
-        let key_text = format!("{}:{}", context.user_id(), context.thread_id());
+        let (user, thread) = (context.user_id(), context.thread_id());
+        let mut key_text = String::with_capacity(user.len() + 1 + thread.len());
+        key_text.push_str(user);
+        key_text.push(':');
+        key_text.push_str(thread);
         if let Some(&slot) = self.by_key.get(key_text.as_str()) {
             let m = self.at(slot).expect("indexed slot holds a manager");
             if m.active {
@@ -410,10 +414,13 @@ impl Registry {
         let user = context.user_id();
         let mut stale_cleaned = 0;
         let max = self.config.max_managers_per_user;
-        if self.user_count(user) >= self.config.proactive_threshold() {
+        // One lookup of the user's count on the usual path; recounted after a cleanup.
+        let mut user_count = self.user_count(user);
+        if user_count >= self.config.proactive_threshold() {
             stale_cleaned += self.cleanup_stale_inner(user, now_ms);
+            user_count = self.user_count(user);
         }
-        if self.user_count(user) >= max {
+        if user_count >= max {
             stale_cleaned += self.cleanup_stale_inner(user, now_ms);
             let count = self.user_count(user);
             if count >= max {
