@@ -1053,6 +1053,17 @@ pub fn id_generator(data: &[u8]) {
 
 // ---- tracker_ops -------------------------------------------------------------------
 
+/// A report's JSON without the times that depend on when it is written.
+fn recorded(json: &str) -> serde_json::Value {
+    let mut v: serde_json::Value = serde_json::from_str(json).expect("a written report is JSON");
+    let o = v.as_object_mut().expect("an object");
+    o.remove("generated_at_ms");
+    if let Some(a) = o.get_mut("analysis").and_then(|a| a.as_object_mut()) {
+        a.remove("analysis_duration");
+    }
+    v
+}
+
 /// A tracker driven by any sequence of snapshots, cleanup lookups, violations and
 /// registry events, written to JSON and read back at any point: what is read back writes
 /// the same JSON and analyses the same; an unbounded tracker carried on from its JSON
@@ -1081,7 +1092,8 @@ pub fn tracker_ops(data: &[u8]) {
     .expect("valid config");
     let mut now = start;
     let limits = ReportLimits::default();
-    for r in data.get(1..).unwrap_or_default().chunks_exact(4) {
+    // At most 256 operations: enough for any state, and quick enough to fuzz.
+    for r in data.get(1..).unwrap_or_default().chunks_exact(4).take(256) {
         let (a, b, c) = (r[1], r[2], r[3]);
         let apply = |tr: &mut Tracker, events: &[threadline::RegistryEvent]| match r[0] % 8 {
             0 => {
@@ -1184,19 +1196,19 @@ pub fn tracker_ops(data: &[u8]) {
             7 => now = now.saturating_add(u64::from(a) * 1000),
             _ => {}
         }
-        if capacity == 0 {
-            assert_eq!(
-                cur.to_json(now),
-                orig.to_json(now),
-                "a tracker carried on from its JSON differs from the original"
-            );
-        } else {
-            assert_eq!(
-                cur.analyze(now),
-                orig.analyze(now),
-                "bounded: totals differ after a round trip"
-            );
-        }
+    }
+    // Only an unbounded tracker can promise to carry on exactly: a bounded one's JSON
+    // holds its totals and retained snapshots, but not the manager snapshot a later
+    // cleanup lookup is compared with when that snapshot was dropped (see RELIABILITY.md,
+    // "Known limits"); bounded ones are checked at each round trip. A tracker read from
+    // JSON reports its generation time until it records something new (documented), so
+    // the times are left out of the comparison.
+    if capacity == 0 {
+        assert_eq!(
+            recorded(&cur.to_json(now)),
+            recorded(&orig.to_json(now)),
+            "a tracker carried on from its JSON differs from the original"
+        );
     }
     let _ = cur.report_text(now);
 }

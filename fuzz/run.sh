@@ -69,7 +69,11 @@ for t in "$@"; do
     [ "$crashes" -gt 0 ] && failed=1
     total_runs=$((total_runs + runs))
     total_crashes=$((total_crashes + crashes))
-    line="$t: $runs inputs tried in ${secs}s, crashes: $crashes"
+    if [ "$crashes" -gt 0 ]; then
+        line="$t: stopped at a crash after $runs inputs, crashes: $crashes"
+    else
+        line="$t: $runs inputs tried in ${secs}s, crashes: 0"
+    fi
     echo "fuzz: $line"
     echo "$line" >>"$summary"
 done
