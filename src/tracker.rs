@@ -866,18 +866,10 @@ impl Tracker {
             #[serde(borrow)]
             schema: Option<Cow<'a, str>>,
         }
-        let head: Head =
-            serde_json::from_str(text).map_err(|e| ReportError::Json(e.to_string()))?;
-        match head.schema {
-            Some(s) if s == SCHEMA => {}
-            other => {
-                return Err(ReportError::Schema {
-                    found: other.map_or_else(|| "missing".to_owned(), |s| s.into_owned()),
-                })
-            }
-        }
         #[derive(Deserialize)]
         struct In<'a> {
+            #[serde(borrow)]
+            schema: Option<Cow<'a, str>>,
             started_at_ms: u64,
             generated_at_ms: u64,
             capacity: Option<usize>,
@@ -886,7 +878,23 @@ impl Tracker {
             snapshots: Vec<SnapshotRecord<'a>>,
             violations: Vec<Violation>,
         }
-        let file: In = serde_json::from_str(text).map_err(|e| ReportError::Json(e.to_string()))?;
+        let wrong_schema = |found: Option<Cow<'_, str>>| ReportError::Schema {
+            found: found.map_or_else(|| "missing".to_owned(), |s| s.into_owned()),
+        };
+        // One pass over a good file; a file that fails is read again for its schema
+        // only, so another schema version is named as such rather than as a field error.
+        let file: In = match serde_json::from_str(text) {
+            Ok(file) => file,
+            Err(e) => {
+                return Err(match serde_json::from_str::<Head>(text) {
+                    Ok(h) if h.schema.as_deref() != Some(SCHEMA) => wrong_schema(h.schema),
+                    _ => ReportError::Json(e.to_string()),
+                })
+            }
+        };
+        if file.schema.as_deref() != Some(SCHEMA) {
+            return Err(wrong_schema(file.schema));
+        }
         let field = |f: &str, p: String| ReportError::Field {
             field: f.to_owned(),
             problem: p,
