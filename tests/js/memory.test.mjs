@@ -14,8 +14,8 @@ v8.setFlagsFromString('--expose-gc');
 const gc = vm.runInNewContext('gc');
 const wasmMemory = createRequire(import.meta.url)(join(pkgDir, 'node', 'threadline.js')).__wasm.memory;
 
-/** A tracker holding about 1 MB inside the wasm instance. */
-function bigTracker() {
+/** A report of 2000 snapshots, made once. */
+const BIG_REPORT = (() => {
   const t = new Tracker({ clock: () => 1_764_000_000_000 });
   for (let i = 0; i < 2000; i++) {
     t.takeSnapshot({
@@ -27,7 +27,14 @@ function bigTracker() {
       metadata: { n: i, note: 'x'.repeat(200) },
     });
   }
-  return t;
+  const json = t.toJSON();
+  t.free();
+  return json;
+})();
+
+/** A tracker holding about 1 MB inside the wasm instance (built by the core from JSON). */
+function bigTracker() {
+  return Tracker.fromJSON(BIG_REPORT);
 }
 
 const MB = 1024 * 1024;
