@@ -1,6 +1,8 @@
 //! `cargo run --example seed_scenarios`: the seed suite's scenarios on the core, each
 //! report printed in the seed's layout, then a one-line verdict per scenario.
 
+// Shared with tests/scenarios.rs, which reads the parts this printout does not.
+#[allow(dead_code)]
 mod scenarios;
 
 fn main() {

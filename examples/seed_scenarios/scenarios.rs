@@ -130,7 +130,7 @@ fn connection(id: &str, user: &str, at: u64) -> Connection {
     }
 }
 
-/// 1. Consistent contexts: every snapshot agrees.
+/// Scenario 1, consistent contexts: every snapshot agrees.
 pub fn consistent_contexts() -> Outcome {
     let mut w = World::new(1);
     let ctx = w.context("user123", "websocket_factory");
@@ -151,8 +151,8 @@ pub fn consistent_contexts() -> Outcome {
     )
 }
 
-/// 2. Bug reproduction: the manager is filed under context A's thread, a second context
-/// of the same user carries another thread, and cleanup looks for that other thread.
+/// Scenario 2, bug reproduction: the manager is filed under context A's thread, a second
+/// context of the same user carries another thread, and cleanup looks for that other thread.
 pub fn bug_reproduction() -> Outcome {
     let mut w = World::new(2);
     let a = w.context("user123", "websocket_factory");
@@ -186,7 +186,7 @@ pub fn bug_reproduction() -> Outcome {
     )
 }
 
-/// 3. Lifecycle: create, add a connection, send, find the key, clean up.
+/// Scenario 3, lifecycle: create, add a connection, send, find the key, clean up.
 pub fn lifecycle() -> Outcome {
     let mut w = World::new(3);
     let ctx = w.context("user123", "websocket_factory");
@@ -234,7 +234,7 @@ pub fn lifecycle() -> Outcome {
     )
 }
 
-/// 4. Three users at once: each keeps its own thread, key and deliveries.
+/// Scenario 4, three users at once: each keeps its own thread, key and deliveries.
 pub fn concurrent_users() -> Outcome {
     let mut w = World::new(4);
     let users = ["alice_4821", "bob_77310", "carol_5532"];
@@ -293,7 +293,7 @@ pub fn concurrent_users() -> Outcome {
     )
 }
 
-/// 5. Recovery after a mismatch: the user's fresh, mismatched managers are all removed.
+/// Scenario 5, recovery after a mismatch: the user's fresh, mismatched managers are all removed.
 pub fn recovery_after_mismatch() -> Outcome {
     let mut w = World::new(5);
     let a = w.context("user123", "websocket_factory");
@@ -323,7 +323,7 @@ pub fn recovery_after_mismatch() -> Outcome {
     )
 }
 
-/// 6. The leak itself, then its fix: 25 connections of one user, never cleaned up.
+/// Scenario 6, the leak itself, then its fix: 25 connections of one user, never cleaned up.
 pub fn leak_and_fix() -> Outcome {
     let mut w = World::new(6);
     // Bug: every connection mints a new thread id.
