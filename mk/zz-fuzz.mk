@@ -20,8 +20,8 @@ TEST_TARGETS += test-fuzz
 .PHONY: fuzz test-fuzz fuzz-tools
 
 fuzz-tools:
-	@$(CARGO) $(FUZZ_TOOLCHAIN) --version >/dev/null 2>&1 || { \
-		echo "fuzz: the nightly toolchain is missing: rustup toolchain install nightly" >&2; exit 1; }
+	@$(CARGO) $(FUZZ_TOOLCHAIN) --version >/dev/null 2>&1 || \
+		rustup toolchain install $(patsubst +%,%,$(FUZZ_TOOLCHAIN)) --profile minimal
 	@command -v cargo-fuzz >/dev/null 2>&1 || $(CARGO) install cargo-fuzz --locked
 
 fuzz: fuzz-tools
