@@ -441,7 +441,9 @@ impl Tracker {
             thread_id_isolation_key: key_thread,
             thread_id_cleanup_lookup: self.intern_opt(input.cleanup_lookup_thread_id),
             manager_instance_id: input.manager_instance_id,
-            isolation_key: input.isolation_key.map(Arc::from),
+            // Interned like the thread ids (and, like them, kept for the tracker's life):
+            // the same key is usually snapshotted many times (create, lookups, cleanup).
+            isolation_key: self.intern_opt(input.isolation_key),
             user_id: self.intern_opt(input.user_id),
             websocket_client_id: input.websocket_client_id.map(Arc::from),
             mismatch: false,
