@@ -3,7 +3,7 @@
 
 NETRA_REFERENCE ?= ../shared/baseline/netra_reference.py
 BENCH_ROUNDS ?= 5
-BENCH_SNAPSHOTS ?= 1000000
+BENCH_SNAPSHOTS ?= 200000
 
 BENCH_TARGETS += bench-python bench-js bench-memory
 
