@@ -12,6 +12,18 @@ WASM_RAW := $(WASM_TARGET_DIR)/$(WASM_TARGET)/release/threadline_wasm.wasm
 WASM_CARGO_ENV := CARGO_PROFILE_RELEASE_OPT_LEVEL=z CARGO_TARGET_DIR=$(WASM_TARGET_DIR)
 WASM_BINDGEN_FLAGS := --typescript --weak-refs --out-name threadline \
 	--remove-name-section --remove-producers-section
+# wasm-opt from binaryen's npm package, installed under the target directory (ignored by
+# git). -Os without inlining: inlining grows the gzipped size (LLVM's -Oz output already
+# inlines what pays), and -Os compresses better than -Oz here (measured, see pkg/README.md).
+BINARYEN_NPM_VERSION := 132.0.0
+BINARYEN_VERSION := 132
+WASM_TOOLS_DIR := $(WASM_TARGET_DIR)/wasm-tools
+WASM_OPT := $(WASM_TOOLS_DIR)/node_modules/.bin/wasm-opt
+WASM_OPT_FLAGS := -Os -fimfs=0 --one-caller-inline-max-function-size=0 \
+	--strip-debug --strip-producers \
+	--enable-bulk-memory --enable-reference-types --enable-sign-ext --enable-mutable-globals \
+	--enable-nontrapping-float-to-int --enable-multivalue
+NPM ?= npm
 # cargo install puts wasm-bindgen here; it may not be on PATH on a fresh machine.
 WASM_PATH := PATH="$${CARGO_HOME:-$$HOME/.cargo}/bin:$$PATH"
 NODE ?= node
@@ -27,6 +39,12 @@ wasm-tools:
 		echo "installing wasm-bindgen-cli $(WASM_BINDGEN_VERSION) (found: $${v:-none})"; \
 		$(CARGO) install wasm-bindgen-cli --version $(WASM_BINDGEN_VERSION) --force; \
 	fi
+	@v=$$($(WASM_OPT) --version 2>/dev/null | awk '{print $$3}' | tr -dc 0-9); \
+	if [ "$$v" != "$(BINARYEN_VERSION)" ]; then \
+		echo "installing binaryen $(BINARYEN_NPM_VERSION) from npm into $(WASM_TOOLS_DIR) (found: $${v:-none})"; \
+		mkdir -p $(WASM_TOOLS_DIR) && echo '{ "private": true }' > $(WASM_TOOLS_DIR)/package.json && \
+		$(NPM) install --prefix $(WASM_TOOLS_DIR) --no-audit --no-fund --no-save binaryen@$(BINARYEN_NPM_VERSION); \
+	fi
 
 wasm: wasm-tools
 	$(WASM_CARGO_ENV) $(CARGO) build -p threadline-wasm --target $(WASM_TARGET) --release
@@ -34,6 +52,10 @@ wasm: wasm-tools
 	$(WASM_PATH) wasm-bindgen --target nodejs $(WASM_BINDGEN_FLAGS) --out-dir pkg/node $(WASM_RAW)
 	$(WASM_PATH) wasm-bindgen --target web $(WASM_BINDGEN_FLAGS) --out-dir pkg/web $(WASM_RAW)
 	echo '{ "type": "commonjs" }' > pkg/node/package.json
+	for d in node web; do \
+		$(WASM_OPT) $(WASM_OPT_FLAGS) pkg/$$d/threadline_bg.wasm -o pkg/$$d/threadline_bg.opt.wasm && \
+		mv pkg/$$d/threadline_bg.opt.wasm pkg/$$d/threadline_bg.wasm || exit 1; \
+	done
 	@# An argument that must be an instance of a class (a UserContext for Registry.create,
 	@# ...) is checked by the glue; make its error a ThreadlineError like every other.
 	for f in pkg/node/threadline.js pkg/web/threadline.js; do \

@@ -281,6 +281,24 @@ fn validate_optional_id(field: &'static str, value: &str) -> Result<(), ContextE
     Ok(())
 }
 
+/// `value.to_lowercase()` as far as comparing it with the (ASCII) placeholder values and
+/// prefixes can tell: ASCII letters lowered, and the only two non-ASCII characters whose
+/// lowercase holds ASCII (KELVIN SIGN to `k`, U+0130 to `i` and a combining dot) mapped
+/// as `to_lowercase` maps them; every other character kept as it is (its lowercase is not
+/// ASCII either, so no comparison can differ). Spares the wasm build the Unicode case
+/// tables.
+fn placeholder_lower(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    for c in value.chars() {
+        match c {
+            '\u{212A}' => out.push('k'),
+            '\u{130}' => out.push_str("i\u{307}"),
+            c => out.push(c.to_ascii_lowercase()),
+        }
+    }
+    out
+}
+
 /// Netra's required-id rules: non-empty, not blank, no placeholder value or prefix.
 pub fn validate_id(
     field: &'static str,
@@ -294,7 +312,7 @@ pub fn validate_id(
         });
     }
     validate_optional_id(field, value)?;
-    let lower = value.to_lowercase();
+    let lower = placeholder_lower(value);
     if PLACEHOLDER_VALUES.contains(&lower.as_str()) {
         return Err(ContextError::Placeholder {
             field,
@@ -336,6 +354,32 @@ mod tests {
     use crate::clock::ManualClock;
     use crate::entropy::SeededEntropy;
     use std::sync::Arc;
+
+    #[test]
+    fn placeholder_lower_compares_as_to_lowercase_does() {
+        let words: Vec<&str> = PLACEHOLDER_VALUES
+            .iter()
+            .chain(PLACEHOLDER_PREFIXES)
+            .chain([&TEST_PREFIX])
+            .copied()
+            .collect();
+        for c in (0..=0x10FFFFu32).filter_map(char::from_u32) {
+            for s in [
+                c.to_string(),
+                format!("Fake_{c}"),
+                format!("N{c}LL"),
+                format!("{c}x"),
+            ] {
+                let (ours, std) = (placeholder_lower(&s), s.to_lowercase());
+                for w in &words {
+                    assert_eq!(ours == *w, std == *w, "{s:?} vs {w}");
+                    assert_eq!(ours.starts_with(w), std.starts_with(w), "{s:?} vs {w}");
+                }
+            }
+        }
+        assert_eq!(placeholder_lower("NULL"), "null");
+        assert_eq!(placeholder_lower("\u{212A}"), "k");
+    }
 
     fn ids() -> IdGenerator {
         IdGenerator::new(

@@ -14,10 +14,11 @@ const pkgJson = JSON.parse(readFileSync(join(pkgDir, 'package.json'), 'utf8'));
 const wasmBytes = readFileSync(join(pkgDir, 'web', 'threadline_bg.wasm'));
 
 // The issue asks for at most 300 KB and 120 KB gzipped. The full API over the whole core
-// does not fit that (see pkg/README.md, "Size"); these are the budgets it is held to so
-// that it cannot grow unnoticed.
-const MAX_WASM_BYTES = 400 * 1024;
-const MAX_WASM_GZIP_BYTES = 150 * 1024;
+// does not fit that yet (see pkg/README.md, "Size"): the build is 334,736 bytes, 126,893
+// gzipped at zlib level 9 as measured here (Node's zlib; GNU `gzip -9` gives 126,146).
+// The budgets are those sizes plus 2%, so that it cannot grow unnoticed.
+const MAX_WASM_BYTES = 341_500;
+const MAX_WASM_GZIP_BYTES = 129_500;
 
 /** Public names a generated build exports (wasm-bindgen's internals start with `__`). */
 function publicNames(mod) {
