@@ -30,6 +30,8 @@ fi
 summary=target/fuzz-summary.txt
 : >"$summary"
 failed=0
+targets_passed=0
+targets_failed=0
 total_runs=0
 total_crashes=0
 for t in "$@"; do
@@ -69,6 +71,11 @@ for t in "$@"; do
     [ "$crashes" -gt 0 ] && failed=1
     total_runs=$((total_runs + runs))
     total_crashes=$((total_crashes + crashes))
+    if [ "$crashes" -gt 0 ] || { [ "$rc" -ne 0 ] && [ "$crashes" -eq 0 ]; }; then
+        targets_failed=$((targets_failed + 1))
+    else
+        targets_passed=$((targets_passed + 1))
+    fi
     if [ "$crashes" -gt 0 ]; then
         line="$t: stopped at a crash after $runs inputs, crashes: $crashes"
     else
@@ -79,6 +86,8 @@ for t in "$@"; do
 done
 echo "total: $total_runs inputs tried, crashes: $total_crashes" >>"$summary"
 echo "fuzz: total $total_runs inputs tried, crashes: $total_crashes"
+# One line per target verdict, in the plain form test summaries use.
+echo "fuzz: $targets_passed passed, $targets_failed failed"
 if [ "$failed" -ne 0 ]; then
     echo "fuzz: FAILED; crashes were copied to tests/fuzz-inputs/ and replay under cargo test" >&2
     exit 1
