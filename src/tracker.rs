@@ -907,17 +907,7 @@ impl Tracker {
         };
         let mut prev: Option<u64> = None;
         for (i, r) in file.snapshots.into_iter().enumerate() {
-            if prev.is_some_and(|p| r.index <= p) {
-                return Err(field(
-                    &format!("snapshots[{i}].index"),
-                    format!(
-                        "{} does not follow {}: expected increasing indexes",
-                        r.index,
-                        prev.unwrap_or(0)
-                    ),
-                ));
-            }
-            prev = Some(r.index);
+            check_increasing("snapshots", i, &mut prev, r.index)?;
             check_name("operation", &r.operation)
                 .map_err(|e| field(&format!("snapshots[{i}].operation"), e.to_string()))?;
             let mut snap = Snapshot {
@@ -929,7 +919,7 @@ impl Tracker {
                 thread_id_isolation_key: tr.intern_opt(r.thread_id_isolation_key.as_deref()),
                 thread_id_cleanup_lookup: tr.intern_opt(r.thread_id_cleanup_lookup.as_deref()),
                 manager_instance_id: r.manager_instance_id,
-                isolation_key: r.isolation_key.as_deref().map(Arc::from),
+                isolation_key: tr.intern_opt(r.isolation_key.as_deref()),
                 user_id: tr.intern_opt(r.user_id.as_deref()),
                 websocket_client_id: r.websocket_client_id.as_deref().map(Arc::from),
                 mismatch: false,
@@ -940,17 +930,7 @@ impl Tracker {
         }
         let mut prev: Option<u64> = None;
         for (i, v) in file.violations.into_iter().enumerate() {
-            if prev.is_some_and(|p| v.index <= p) {
-                return Err(field(
-                    &format!("violations[{i}].index"),
-                    format!(
-                        "{} does not follow {}: expected increasing indexes",
-                        v.index,
-                        prev.unwrap_or(0)
-                    ),
-                ));
-            }
-            prev = Some(v.index);
+            check_increasing("violations", i, &mut prev, v.index)?;
             check_name("type", &v.kind)
                 .map_err(|e| field(&format!("violations[{i}].type"), e.to_string()))?;
             tr.account_violation(&v);
@@ -1166,6 +1146,26 @@ struct SnapshotRecord<'a> {
     websocket_client_id: Option<Cow<'a, str>>,
     #[serde(default)]
     metadata: Option<Metadata>,
+}
+
+/// A report's snapshot and violation indexes are positions in one history: each list's
+/// must increase.
+fn check_increasing(
+    list: &str,
+    i: usize,
+    prev: &mut Option<u64>,
+    index: u64,
+) -> Result<(), ReportError> {
+    if let Some(p) = *prev {
+        if index <= p {
+            return Err(ReportError::Field {
+                field: format!("{list}[{i}].index"),
+                problem: format!("{index} does not follow {p}: expected increasing indexes"),
+            });
+        }
+    }
+    *prev = Some(index);
+    Ok(())
 }
 
 fn score(total: u64, inconsistent: u64) -> f64 {
