@@ -14,11 +14,11 @@ const pkgJson = JSON.parse(readFileSync(join(pkgDir, 'package.json'), 'utf8'));
 const wasmBytes = readFileSync(join(pkgDir, 'web', 'threadline_bg.wasm'));
 
 // The issue asks for at most 300 KB and 120 KB gzipped. The full API over the whole core
-// does not fit that yet (see pkg/README.md, "Size"): the build is 334,736 bytes, 126,893
-// gzipped at zlib level 9 as measured here (Node's zlib; GNU `gzip -9` gives 126,146).
-// The budgets are those sizes plus 2%, so that it cannot grow unnoticed.
-const MAX_WASM_BYTES = 341_500;
-const MAX_WASM_GZIP_BYTES = 129_500;
+// does not fit that yet (see pkg/README.md, "Size"): the build is 340,840 bytes, 129,047
+// gzipped at zlib level 9 as measured here (Node's zlib).
+// The budgets are those sizes plus about 2%, so that it cannot grow unnoticed.
+const MAX_WASM_BYTES = 348_000;
+const MAX_WASM_GZIP_BYTES = 131_000;
 
 /** Public names a generated build exports (wasm-bindgen's internals start with `__`). */
 function publicNames(mod) {
