@@ -538,9 +538,26 @@ class _ManagerMetrics:
             return 0
 
 
+class _MetricsOnFirstUse:
+    """`manager._metrics`, made on first use and kept in the instance: most managers are
+    never asked, and a view made up front would tie each manager into a reference cycle
+    for the garbage collector."""
+
+    def __get__(self, manager: Any, owner: Any = None) -> Any:
+        if manager is None:
+            return self
+        m = _ManagerMetrics(manager)
+        manager.__dict__["_metrics"] = m
+        return m
+
+
 class IsolatedWebSocketManager:
     """One user's manager. Its state lives in the factory's registry; `user_context` and
     the connection objects (with their websockets) live here."""
+
+    #: The registry's last view of this manager, once asked for (see `_info_now`).
+    _last_info: Optional[_native.ManagerInfo] = None
+    _metrics = _MetricsOnFirstUse()
 
     def __init__(
         self,
@@ -556,8 +573,6 @@ class IsolatedWebSocketManager:
         self._user_context = user_context
         self._connection_objects: Dict[str, WebSocketConnection] = {}
         self._created_ms = created_ms
-        self._last_info: Optional[_native.ManagerInfo] = None
-        self._metrics = _ManagerMetrics(self)
 
     @property
     def user_context(self) -> UserExecutionContext:
@@ -763,24 +778,31 @@ class WebSocketManagerFactory:
             self._forget_locked(mid)
 
     async def create_manager(self, user_context: Any) -> IsolatedWebSocketManager:
-        native_ctx, ctx = _as_context(user_context)
+        if type(user_context) is UserExecutionContext:
+            ctx = user_context
+            native_ctx = ctx._ctx
+        else:
+            native_ctx, ctx = _as_context(user_context)
         with self._lock:
+            observers = self._observers
             try:
-                created = self._registry.create(native_ctx)
+                # Nobody listening: the registry drops its events in the same call.
+                mid, stale_cleaned, at_ms = self._registry.create_quiet(native_ctx, not observers)
             except ManagerLimitError:
                 self._prune_locked()  # stale managers may have been cleaned first
                 raise
             finally:
-                self._pump_locked()
-            mid = created.manager_id
+                if observers:
+                    self._pump_locked()
             w = self._wrappers.get(mid)
             if w is None:
+                key = native_ctx.isolation_key
                 # An inactive manager under the same key was replaced.
-                self._forget_locked(self._ids_by_key.get(created.key))
-                w = IsolatedWebSocketManager(self, mid, created.key, ctx, created.at_ms)
+                self._forget_locked(self._ids_by_key.get(key))
+                w = IsolatedWebSocketManager(self, mid, key, ctx, at_ms)
                 self._wrappers[mid] = w
-                self._ids_by_key[created.key] = mid
-            if created.stale_cleaned:
+                self._ids_by_key[key] = mid
+            if stale_cleaned:
                 self._prune_locked()
             return w
 
@@ -794,12 +816,16 @@ class WebSocketManagerFactory:
         if not isinstance(isolation_key, str):
             return False
         with self._lock:
+            observers = self._observers
             try:
-                mid = self._registry.remove(isolation_key)
+                mid = self._registry.remove_quiet(isolation_key, not observers)
+                if mid is None:
+                    return False
                 self._forget_locked(mid)
-                return mid is not None
+                return True
             finally:
-                self._pump_locked()
+                if observers:
+                    self._pump_locked()
 
     async def force_cleanup_user_managers(self, user_id: str) -> int:
         """Removes ALL of the user's managers, fresh or stale; returns how many."""
@@ -935,6 +961,7 @@ class ThreadIDConsistencyTracker:
 
     def __init__(self, capacity: Optional[int] = None) -> None:
         self._tracker = _native.Tracker(capacity)
+        self._take_snapshot_of = self._tracker.take_snapshot_of
         self.start_time: float = self._tracker.started_ms / 1000
         self.current_operation: Optional[str] = None
 
@@ -943,6 +970,7 @@ class ThreadIDConsistencyTracker:
         """A tracker read back from report JSON (as written by `to_json`)."""
         self = cls.__new__(cls)
         self._tracker = _native.Tracker.from_json(text)
+        self._take_snapshot_of = self._tracker.take_snapshot_of
         self.start_time = self._tracker.started_ms / 1000
         self.current_operation = None
         return self
@@ -962,6 +990,23 @@ class ThreadIDConsistencyTracker:
         """Records the thread ids of a context, a manager and an isolation key; extra
         keyword arguments land in the snapshot's metadata (`thread_id_cleanup_lookup=`
         is the looked-up thread id and takes part in the check)."""
+        self.current_operation = operation
+        # The usual call (this module's context and manager, a str key, no cleanup
+        # lookup) goes to the core in one positional call.
+        if (
+            type(user_context) is UserExecutionContext
+            and type(manager) is IsolatedWebSocketManager
+            and type(isolation_key) is str
+            and "thread_id_cleanup_lookup" not in kwargs
+        ):
+            return self._take_snapshot_of(
+                operation,
+                user_context._ctx,
+                manager._user_context._ctx,
+                id(manager),
+                isolation_key or None,
+                kwargs or None,
+            )
         ctx: Optional[_native.UserContext] = None
         uid = uthread = ws = None
         if user_context is not None:
@@ -987,7 +1032,6 @@ class ThreadIDConsistencyTracker:
                     uid = _opt_text(getattr(mctx, "user_id", None))
         lookup = _opt_text(kwargs.pop("thread_id_cleanup_lookup", None)) if kwargs else None
         key = (isolation_key if type(isolation_key) is str else _opt_text(isolation_key)) if isolation_key else None
-        self.current_operation = operation
         return self._tracker.take_snapshot(
             operation,
             context=ctx,

@@ -219,9 +219,12 @@ pub(crate) fn py_to_json(ob: &Bound<'_, PyAny>, depth: usize) -> PyResult<Value>
     }
     if depth < MAX_METADATA_DEPTH {
         if let Ok(d) = ob.cast::<PyDict>() {
-            return Ok(Value::Object(
-                dict_to_map(d, depth + 1)?.into_iter().collect(),
-            ));
+            // Straight into serde_json's map (no intermediate map to rebuild).
+            let mut out = serde_json::Map::new();
+            for (k, v) in d.iter() {
+                out.insert(key_text(&k)?, py_to_json(&v, depth + 1)?);
+            }
+            return Ok(Value::Object(out));
         }
         if let Ok(l) = ob.cast::<PyList>() {
             return l
@@ -245,13 +248,17 @@ pub(crate) fn py_to_json(ob: &Bound<'_, PyAny>, depth: usize) -> PyResult<Value>
 pub(crate) fn dict_to_map(d: &Bound<'_, PyDict>, depth: usize) -> PyResult<threadline::Metadata> {
     let mut out = threadline::Metadata::new();
     for (k, v) in d.iter() {
-        let key = match k.cast::<PyString>() {
-            Ok(s) => s.to_string_lossy().into_owned(),
-            Err(_) => k.str()?.to_string_lossy().into_owned(),
-        };
-        out.insert(key, py_to_json(&v, depth)?);
+        out.insert(key_text(&k)?, py_to_json(&v, depth)?);
     }
     Ok(out)
+}
+
+/// A dict key as text: a `str` as it is, anything else as its `str()`.
+fn key_text(k: &Bound<'_, PyAny>) -> PyResult<String> {
+    Ok(match k.cast::<PyString>() {
+        Ok(s) => s.to_string_lossy().into_owned(),
+        Err(_) => k.str()?.to_string_lossy().into_owned(),
+    })
 }
 
 /// Optional metadata argument: `None` or a dict.

@@ -8,7 +8,7 @@ use threadline::registry::{CleanupReason, EventKind, Manager};
 use threadline::{Connection, ManagerId, Registry, RegistryConfig, RegistryEvent};
 
 use crate::context::PyUserContext;
-use crate::{json_to_py, lock, map_to_py, metadata_arg, now_or, Kind, PyResultExt};
+use crate::{json_to_py, lock, map_to_py, metadata_arg, now_or, system_now_ms, Kind, PyResultExt};
 
 /// A registered manager as it was when asked for (a copy: the registry moves on).
 #[pyclass(frozen, name = "ManagerInfo", module = "threadline._native")]
@@ -280,6 +280,40 @@ impl PyRegistry {
             stale_cleaned: c.stale_cleaned,
             at_ms: now,
         })
+    }
+
+    /// `create` for the Netra drop-in: `(manager_id, stale_cleaned, at_ms)`, positional
+    /// only. With `discard_events` (nobody listens) the registry's events are dropped in
+    /// the same hold of the lock, whether the create succeeds or raises.
+    #[pyo3(signature = (context, discard_events, /))]
+    fn create_quiet(
+        &self,
+        context: &Bound<'_, PyUserContext>,
+        discard_events: bool,
+    ) -> PyResult<(u64, usize, u64)> {
+        let ctx = context.get().inner.clone();
+        let now = system_now_ms();
+        let mut r = lock(&self.inner);
+        let c = r.create(ctx, now);
+        if discard_events && r.pending_events() > 0 {
+            r.drain_events();
+        }
+        drop(r);
+        let c = c.py()?;
+        Ok((c.id.0, c.stale_cleaned, now))
+    }
+
+    /// `remove` for the Netra drop-in, positional only; with `discard_events` the
+    /// registry's events are dropped in the same hold of the lock.
+    #[pyo3(signature = (key, discard_events, /))]
+    fn remove_quiet(&self, key: &str, discard_events: bool) -> Option<u64> {
+        let mut r = lock(&self.inner);
+        let id = r.get(key).map(|m| m.id());
+        let removed = id.filter(|&id| r.cleanup_id(id, system_now_ms()));
+        if discard_events && r.pending_events() > 0 {
+            r.drain_events();
+        }
+        removed.map(|id| id.0)
     }
 
     /// The manager under a key (canonical or older form), or `None`.

@@ -9,16 +9,77 @@ use threadline::{Analysis, ReportLimits, SnapshotFilter, SnapshotInput, Tracker}
 
 use crate::context::PyUserContext;
 use crate::registry::PyRegistryEvent;
-use crate::{json_to_py, lock, map_to_py, metadata_arg, now_or, Kind, PyResultExt};
+use crate::{json_to_py, lock, map_to_py, metadata_arg, now_or, system_now_ms, Kind, PyResultExt};
 
 /// One recorded moment (the seed's `ThreadIdSnapshot`). Immutable.
 #[pyclass(frozen, name = "Snapshot", module = "threadline._native")]
 pub struct PySnapshot {
     inner: Snapshot,
+    /// Set when the metadata was left in this tracker instead of copied (`inner.metadata`
+    /// is then `None`): a tracker that keeps every snapshot never drops or changes a
+    /// snapshot's metadata, so it is read from there when asked for. Most callers never
+    /// read the snapshot `take_snapshot` returns; copying its metadata cost more than
+    /// the rest of the snapshot.
+    metadata_in: Option<Py<PyTracker>>,
 }
 
 fn opt(s: &Option<Arc<str>>) -> Option<&str> {
     s.as_deref()
+}
+
+/// A copy of a snapshot without its metadata (the `Arc` fields are shared).
+fn without_metadata(s: &Snapshot) -> Snapshot {
+    Snapshot {
+        index: s.index,
+        timestamp_ms: s.timestamp_ms,
+        operation: s.operation.clone(),
+        thread_id_user_context: s.thread_id_user_context.clone(),
+        thread_id_manager_context: s.thread_id_manager_context.clone(),
+        thread_id_isolation_key: s.thread_id_isolation_key.clone(),
+        thread_id_cleanup_lookup: s.thread_id_cleanup_lookup.clone(),
+        manager_instance_id: s.manager_instance_id,
+        isolation_key: s.isolation_key.clone(),
+        user_id: s.user_id.clone(),
+        websocket_client_id: s.websocket_client_id.clone(),
+        mismatch: s.mismatch,
+        metadata: None,
+    }
+}
+
+impl PySnapshot {
+    fn owned(inner: Snapshot) -> Self {
+        Self {
+            inner,
+            metadata_in: None,
+        }
+    }
+
+    /// The snapshot `index` of `t` (the tracker behind `tracker`) as returned to Python:
+    /// its metadata stays in an unbounded tracker.
+    fn recorded(tracker: &Bound<'_, PyTracker>, t: &Tracker, index: u64) -> PyResult<Self> {
+        let s = t
+            .snapshot(index)
+            .ok_or_else(|| crate::error(Kind::Base, "snapshot not retained".into()))?;
+        Ok(if s.metadata.is_some() && t.capacity().is_none() {
+            Self {
+                inner: without_metadata(s),
+                metadata_in: Some(tracker.clone().unbind()),
+            }
+        } else {
+            Self::owned(s.clone())
+        })
+    }
+
+    /// A copy of the metadata, taken under the tracker's lock (released before any
+    /// Python object is made).
+    fn metadata_copy(&self) -> Option<threadline::Metadata> {
+        match &self.metadata_in {
+            None => self.inner.metadata.as_deref().cloned(),
+            Some(t) => lock(&t.get().inner)
+                .snapshot(self.inner.index)
+                .and_then(|s| s.metadata.as_deref().cloned()),
+        }
+    }
 }
 
 #[pymethods]
@@ -68,7 +129,7 @@ impl PySnapshot {
             metadata: (!md.is_empty()).then(|| Box::new(md)),
         };
         inner.mismatch = inner.has_mismatch();
-        Ok(Self { inner })
+        Ok(Self::owned(inner))
     }
 
     /// Position in the tracker's whole history.
@@ -124,6 +185,12 @@ impl PySnapshot {
     /// A fresh dict each call.
     #[getter]
     fn metadata<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        if self.metadata_in.is_some() {
+            return match self.metadata_copy() {
+                Some(m) => map_to_py(py, &m),
+                None => Ok(PyDict::new(py)),
+            };
+        }
         match &self.inner.metadata {
             Some(m) => map_to_py(py, m),
             None => Ok(PyDict::new(py)),
@@ -146,8 +213,14 @@ impl PySnapshot {
     }
     /// The snapshot as the report JSON writes it.
     fn to_dict<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        let v = serde_json::to_value(&self.inner)
-            .map_err(|e| crate::error(Kind::Base, e.to_string()))?;
+        let v = if self.metadata_in.is_some() {
+            let mut s = without_metadata(&self.inner);
+            s.metadata = self.metadata_copy().map(Box::new);
+            serde_json::to_value(&s)
+        } else {
+            serde_json::to_value(&self.inner)
+        }
+        .map_err(|e| crate::error(Kind::Base, e.to_string()))?;
         json_to_py(py, &v)
     }
     fn __repr__(&self) -> String {
@@ -242,6 +315,15 @@ pub struct PyTracker {
     inner: Mutex<Tracker>,
 }
 
+impl PyTracker {
+    /// Takes one snapshot under one hold of the lock and returns it.
+    fn record(slf: &Bound<'_, Self>, input: SnapshotInput<'_>, now: u64) -> PyResult<PySnapshot> {
+        let mut t = lock(&slf.get().inner);
+        let out = t.take_snapshot(input, now).py()?;
+        PySnapshot::recorded(slf, &t, out.index)
+    }
+}
+
 #[pymethods]
 impl PyTracker {
     /// `capacity`: keep only the last N snapshots and violations (counts stay exact).
@@ -265,72 +347,80 @@ impl PyTracker {
         isolation_key=None, cleanup_lookup_thread_id=None, metadata=None, now_ms=None))]
     #[allow(clippy::too_many_arguments)]
     fn take_snapshot(
-        &self,
-        operation: String,
+        slf: &Bound<'_, Self>,
+        operation: &str,
         context: Option<PyRef<'_, PyUserContext>>,
-        user_id: Option<String>,
-        user_context_thread_id: Option<String>,
-        websocket_client_id: Option<String>,
-        manager_thread_id: Option<String>,
+        user_id: Option<&str>,
+        user_context_thread_id: Option<&str>,
+        websocket_client_id: Option<&str>,
+        manager_thread_id: Option<&str>,
         manager_instance_id: Option<u64>,
-        isolation_key: Option<String>,
-        cleanup_lookup_thread_id: Option<String>,
+        isolation_key: Option<&str>,
+        cleanup_lookup_thread_id: Option<&str>,
         metadata: Option<&Bound<'_, PyDict>>,
         now_ms: Option<u64>,
     ) -> PyResult<PySnapshot> {
         let md = metadata_arg(metadata)?;
         let ctx = context.as_deref().map(|c| &c.inner);
         let input = SnapshotInput {
-            operation: &operation,
-            user_id: user_id.as_deref().or(ctx.map(|c| c.user_id())),
-            user_context_thread_id: user_context_thread_id
-                .as_deref()
-                .or(ctx.map(|c| c.thread_id())),
-            websocket_client_id: websocket_client_id
-                .as_deref()
-                .or(ctx.and_then(|c| c.websocket_client_id())),
-            manager_thread_id: manager_thread_id.as_deref(),
+            operation,
+            user_id: user_id.or(ctx.map(|c| c.user_id())),
+            user_context_thread_id: user_context_thread_id.or(ctx.map(|c| c.thread_id())),
+            websocket_client_id: websocket_client_id.or(ctx.and_then(|c| c.websocket_client_id())),
+            manager_thread_id,
             manager_instance_id,
-            isolation_key: isolation_key.as_deref(),
-            cleanup_lookup_thread_id: cleanup_lookup_thread_id.as_deref(),
+            isolation_key,
+            cleanup_lookup_thread_id,
             metadata: Some(md),
         };
-        let mut t = lock(&self.inner);
-        let out = t.take_snapshot(input, now_or(now_ms)).py()?;
-        Ok(PySnapshot {
-            inner: t
-                .snapshot(out.index)
-                .cloned()
-                .ok_or_else(|| crate::error(Kind::Base, "snapshot not retained".into()))?,
-        })
+        Self::record(slf, input, now_or(now_ms))
+    }
+
+    /// `take_snapshot` of a context, a manager's context and handle and an isolation
+    /// key, all positional (each may be `None`): the Netra drop-in's call. The manager's
+    /// thread id is read from `manager_context` directly.
+    #[pyo3(signature = (operation, context, manager_context, manager_instance_id, isolation_key, metadata, /))]
+    fn take_snapshot_of(
+        slf: &Bound<'_, Self>,
+        operation: &str,
+        context: Option<&Bound<'_, PyUserContext>>,
+        manager_context: Option<&Bound<'_, PyUserContext>>,
+        manager_instance_id: Option<u64>,
+        isolation_key: Option<&str>,
+        metadata: Option<&Bound<'_, PyDict>>,
+    ) -> PyResult<PySnapshot> {
+        let md = metadata_arg(metadata)?;
+        let ctx = context.map(|c| &c.get().inner);
+        let input = SnapshotInput {
+            operation,
+            user_id: ctx.map(|c| c.user_id()),
+            user_context_thread_id: ctx.map(|c| c.thread_id()),
+            websocket_client_id: ctx.and_then(|c| c.websocket_client_id()),
+            manager_thread_id: manager_context.map(|m| m.get().inner.thread_id()),
+            manager_instance_id,
+            isolation_key,
+            cleanup_lookup_thread_id: None,
+            metadata: Some(md),
+        };
+        Self::record(slf, input, system_now_ms())
     }
 
     /// A cleanup looking for `target_thread_id`, recorded beside the latest manager
     /// snapshot (of `user_id` when given): a lookup by the wrong thread is a mismatch.
     #[pyo3(signature = (target_thread_id, user_id=None, metadata=None, *, now_ms=None))]
     fn simulate_cleanup_lookup(
-        &self,
-        target_thread_id: String,
-        user_id: Option<String>,
+        slf: &Bound<'_, Self>,
+        target_thread_id: &str,
+        user_id: Option<&str>,
         metadata: Option<&Bound<'_, PyDict>>,
         now_ms: Option<u64>,
     ) -> PyResult<PySnapshot> {
         let md = metadata_arg(metadata)?;
-        let mut t = lock(&self.inner);
+        let mut t = lock(&slf.get().inner);
         let out = t
-            .simulate_cleanup_lookup(
-                &target_thread_id,
-                user_id.as_deref(),
-                Some(md),
-                now_or(now_ms),
-            )
+            .simulate_cleanup_lookup(target_thread_id, user_id, Some(md), now_or(now_ms))
             .py()?;
-        Ok(PySnapshot {
-            inner: t
-                .snapshot(out.index)
-                .cloned()
-                .ok_or_else(|| crate::error(Kind::Base, "snapshot not retained".into()))?,
-        })
+        PySnapshot::recorded(slf, &t, out.index)
     }
 
     /// Records a violation found by the caller; returns its index.
@@ -407,7 +497,7 @@ impl PyTracker {
     fn snapshots(&self, py: Python<'_>) -> Vec<PySnapshot> {
         let v: Vec<Snapshot> =
             py.detach(|| lock(&self.inner).snapshots().iter().cloned().collect());
-        v.into_iter().map(|s| PySnapshot { inner: s }).collect()
+        v.into_iter().map(PySnapshot::owned).collect()
     }
 
     /// The retained snapshot with this history index, or `None`.
@@ -415,7 +505,7 @@ impl PyTracker {
         lock(&self.inner)
             .snapshot(index)
             .cloned()
-            .map(|s| PySnapshot { inner: s })
+            .map(PySnapshot::owned)
     }
 
     /// The retained snapshot at `position` (0 = oldest retained), or `None`.
@@ -424,7 +514,7 @@ impl PyTracker {
             .snapshots()
             .get(position)
             .cloned()
-            .map(|s| PySnapshot { inner: s })
+            .map(PySnapshot::owned)
     }
 
     /// The retained violation at `position` (0 = oldest retained) as a dict, or `None`.
