@@ -797,8 +797,10 @@ class WebSocketManagerFactory:
             w = self._wrappers.get(mid)
             if w is None:
                 key = native_ctx.isolation_key
-                # An inactive manager under the same key was replaced.
-                self._forget_locked(self._ids_by_key.get(key))
+                old = self._ids_by_key.get(key)
+                if old is not None:
+                    # An inactive manager under the same key was replaced.
+                    self._forget_locked(old)
                 w = IsolatedWebSocketManager(self, mid, key, ctx, at_ms)
                 self._wrappers[mid] = w
                 self._ids_by_key[key] = mid
@@ -821,7 +823,12 @@ class WebSocketManagerFactory:
                 mid = self._registry.remove_quiet(isolation_key, not observers)
                 if mid is None:
                     return False
-                self._forget_locked(mid)
+                w = self._wrappers.pop(mid, None)  # _forget_locked, inline
+                if w is not None:
+                    w._connection_objects.clear()
+                    ids = self._ids_by_key
+                    if ids.get(w._isolation_key) == mid:
+                        del ids[w._isolation_key]
                 return True
             finally:
                 if observers:
