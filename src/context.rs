@@ -281,6 +281,23 @@ fn validate_optional_id(field: &'static str, value: &str) -> Result<(), ContextE
     Ok(())
 }
 
+/// The structural rules every id obeys, wherever it comes from: not empty or blank, at
+/// most `MAX_ID_LEN` bytes, no control characters. (Placeholder rules are the context's.)
+pub(crate) fn validate_present(field: &'static str, value: &str) -> Result<(), ContextError> {
+    // Fast path: printable ASCII with no space passes every rule below.
+    let b = value.as_bytes();
+    if !b.is_empty() && b.len() <= MAX_ID_LEN && b.iter().all(|&c| c > b' ' && c < 0x7f) {
+        return Ok(());
+    }
+    if value.trim().is_empty() {
+        return Err(ContextError::Empty {
+            field,
+            value: value.to_owned(),
+        });
+    }
+    validate_optional_id(field, value)
+}
+
 /// `value.to_lowercase()` as far as comparing it with the (ASCII) placeholder values and
 /// prefixes can tell: ASCII letters lowered, and the only two non-ASCII characters whose
 /// lowercase holds ASCII (KELVIN SIGN to `k`, U+0130 to `i` and a combining dot) mapped
@@ -305,13 +322,7 @@ pub fn validate_id(
     value: &str,
     rules: ValidationRules,
 ) -> Result<(), ContextError> {
-    if value.trim().is_empty() {
-        return Err(ContextError::Empty {
-            field,
-            value: value.to_owned(),
-        });
-    }
-    validate_optional_id(field, value)?;
+    validate_present(field, value)?;
     let lower = placeholder_lower(value);
     if PLACEHOLDER_VALUES.contains(&lower.as_str()) {
         return Err(ContextError::Placeholder {

@@ -131,39 +131,11 @@ fn check_user(user_id: &str) -> Result<(), ContextError> {
             value: user_id.to_owned(),
         });
     }
-    check_nonblank("user_id", user_id)
+    crate::context::validate_present("user_id", user_id)
 }
 
 fn check_thread(thread_id: &str) -> Result<(), ContextError> {
-    check_nonblank("thread_id", thread_id)
-}
-
-fn check_nonblank(field: &'static str, value: &str) -> Result<(), ContextError> {
-    // Fast path: printable ASCII with no space passes every rule below.
-    let b = value.as_bytes();
-    if !b.is_empty() && b.len() <= MAX_ID_LEN && b.iter().all(|&c| c > b' ' && c < 0x7f) {
-        return Ok(());
-    }
-    if value.trim().is_empty() {
-        return Err(ContextError::Empty {
-            field,
-            value: value.to_owned(),
-        });
-    }
-    if value.len() > MAX_ID_LEN {
-        return Err(ContextError::TooLong {
-            field,
-            len: value.len(),
-            max: MAX_ID_LEN,
-        });
-    }
-    if value.chars().any(char::is_control) {
-        return Err(ContextError::ControlCharacter {
-            field,
-            value: value.to_owned(),
-        });
-    }
-    Ok(())
+    crate::context::validate_present("thread_id", thread_id)
 }
 
 #[cfg(test)]
