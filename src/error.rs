@@ -7,14 +7,49 @@ use thiserror::Error;
 /// must not become a 10 MB message.
 const SHOWN_CHARS: usize = 64;
 
-/// A value as error messages quote it: Rust-escaped (control characters stay visible),
-/// cut after 64 characters with the full length noted.
+/// A value as error messages quote it: in double quotes, with `"`, `\\`, control
+/// characters and invisible format characters (zero-width, bidi overrides) escaped the
+/// way Rust writes them (`\n`, `\u{200b}`), cut after 64 characters with the full length
+/// noted.
 pub fn shown(value: &str) -> String {
-    let mut chars = value.char_indices();
-    match chars.nth(SHOWN_CHARS) {
-        None => format!("{value:?}"),
-        Some((cut, _)) => format!("{:?}… ({} bytes)", &value[..cut], value.len()),
+    let cut = value.char_indices().nth(SHOWN_CHARS).map(|(i, _)| i);
+    let mut out = String::with_capacity(value.len().min(4 * SHOWN_CHARS) + 24);
+    push_quoted(&mut out, &value[..cut.unwrap_or(value.len())]);
+    if cut.is_some() {
+        out.push_str("… (");
+        out.push_str(&value.len().to_string());
+        out.push_str(" bytes)");
     }
+    out
+}
+
+/// Appends `value` quoted for a message. Written out rather than `{:?}`: Debug's
+/// printability tables are about 10 KB of the WebAssembly package.
+pub(crate) fn push_quoted(out: &mut String, value: &str) {
+    out.push('"');
+    for c in value.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            '\0' => out.push_str("\\0"),
+            c if c.is_control() || is_invisible_format(c) => {
+                out.push_str("\\u{");
+                out.push_str(&format!("{:x}", c as u32));
+                out.push('}');
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+}
+
+/// Characters that change or hide text without showing: zero-width ones, bidi
+/// controls, separators and the byte-order mark.
+fn is_invisible_format(c: char) -> bool {
+    matches!(c, '\u{ad}' | '\u{200b}'..='\u{200f}' | '\u{2028}'..='\u{202e}' | '\u{2060}'..='\u{206f}' | '\u{feff}')
 }
 
 /// Errors of ID generation and ID parsing.
@@ -52,8 +87,9 @@ pub enum ContextError {
     #[error("{field} {} is a placeholder value: expected a real id", shown(value))]
     Placeholder { field: &'static str, value: String },
     #[error(
-        "{field} {} starts with the placeholder prefix {prefix:?}: expected a real id",
-        shown(value)
+        "{field} {} starts with the placeholder prefix {}: expected a real id",
+        shown(value),
+        shown(prefix)
     )]
     PlaceholderPrefix {
         field: &'static str,
@@ -271,6 +307,25 @@ mod tests {
         let e = RegistryError::Context(ContextError::Id(IdError::Seed("x".into())));
         assert_eq!(e.kind(), "id.seed");
         assert_eq!(ReportError::EmptyOperation.kind(), "report.empty_operation");
+    }
+
+    #[test]
+    fn shown_escapes_what_would_hide_or_break_the_message() {
+        assert_eq!(
+            shown("a\"b\\c\n\r\t\u{7}\u{9f}"),
+            r#""a\"b\\c\n\r\t\u{7}\u{9f}""#
+        );
+        assert_eq!(
+            shown("x\u{200b}y\u{202e}z\u{feff}"),
+            r#""x\u{200b}y\u{202e}z\u{feff}""#
+        );
+        // Visible text, accents and emoji included, is quoted as it is.
+        assert_eq!(shown("é 😀 ü"), "\"é 😀 ü\"");
+        // The same text as Rust's `{:?}` for ASCII and control characters.
+        for c in (0u8..128).map(char::from) {
+            let s = c.to_string();
+            assert_eq!(shown(&s), format!("{s:?}"), "{:?}", c);
+        }
     }
 
     #[test]

@@ -670,7 +670,7 @@ fn user_prefix(user_id: &str) -> &str {
 fn seconds_to_ms(ts: f64) -> Result<u64, IdError> {
     if !ts.is_finite() || !(0.0..=253_402_300_799.0).contains(&ts) {
         return Err(IdError::Timestamp {
-            value: ts.to_string(),
+            value: crate::decimal::float_text(ts),
         });
     }
     Ok((ts * 1000.0) as u64)

@@ -15,9 +15,11 @@
 
 pub mod clock;
 pub mod context;
+mod decimal;
 pub mod entropy;
 pub mod error;
 pub mod ids;
+pub mod json;
 pub mod key;
 pub mod registry;
 pub mod session;

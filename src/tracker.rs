@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::context::{Metadata, UserContext};
 use crate::error::ReportError;
+use crate::json::{Fields, JsonError, JsonResult, Reader};
 use crate::key::IsolationKey;
 use crate::registry::{EventKind, Manager, RegistryEvent};
 
@@ -259,6 +260,38 @@ pub struct Analysis {
     pub managers_cleaned_up: u64,
     /// Created minus cleaned up, from observed registry events.
     pub leaked_managers: u64,
+}
+
+impl Analysis {
+    /// Zero counts and empty lists.
+    fn empty() -> Self {
+        Self {
+            total_snapshots: 0,
+            retained_snapshots: 0,
+            total_violations: 0,
+            unique_thread_ids_found: 0,
+            thread_ids: Vec::new(),
+            inconsistent_snapshots: 0,
+            operation_violations: Vec::new(),
+            consistency_score: 100.0,
+            analysis_duration: 0.0,
+            thread_ids_by_user: Vec::new(),
+            users_with_multiple_thread_ids: Vec::new(),
+            first_divergence: None,
+            last_consistent_before_divergence: None,
+            managers_created: 0,
+            managers_cleaned_up: 0,
+            leaked_managers: 0,
+        }
+    }
+
+    /// Reads an analysis from its JSON text (as the bindings write `analyze` results).
+    pub fn from_json(text: &str) -> Result<Self, JsonError> {
+        let mut r = Reader::new(text);
+        let a = read_analysis(&mut r)?;
+        r.finish()?;
+        Ok(a)
+    }
 }
 
 mod ordered_map {
@@ -742,7 +775,9 @@ impl Tracker {
             String::with_capacity(256 + self.snapshots.len() * 320 + self.violations.len() * 400);
         let dur = now.saturating_sub(self.started_ms) as f64 / 1000.0;
         let _ = writeln!(out, "=== THREAD_ID CONSISTENCY TRACKING REPORT ===");
-        let _ = writeln!(out, "Tracking Duration: {dur:.2}s");
+        out.push_str("Tracking Duration: ");
+        crate::decimal::push_fixed(&mut out, dur, 2);
+        out.push_str("s\n");
         let _ = writeln!(out, "Total Snapshots: {}", t.snapshots);
         let _ = writeln!(out, "Total Violations: {}", t.violations);
         out.push_str("\nSNAPSHOTS:\n");
@@ -805,11 +840,9 @@ impl Tracker {
             }
         }
         out.push_str("ANALYSIS:\n");
-        let _ = writeln!(
-            out,
-            "  Consistency Score: {:.1}%",
-            score(t.snapshots, t.inconsistent)
-        );
+        out.push_str("  Consistency Score: ");
+        crate::decimal::push_fixed(&mut out, score(t.snapshots, t.inconsistent), 1);
+        out.push_str("%\n");
         let _ = writeln!(out, "  Unique Thread IDs: {}", t.thread_ids.len());
         out.push_str("  Thread IDs Found: [");
         for (i, id) in t.thread_ids.iter().enumerate() {
@@ -844,7 +877,7 @@ impl Tracker {
             snapshots: &self.snapshots,
             violations: &self.violations,
         })
-        .unwrap_or_else(|e| format!("{{\"error\":{:?}}}", e.to_string()))
+        .unwrap_or_else(|e| format!("{{\"error\":{}}}", serde_json::Value::String(e.to_string())))
     }
 
     /// Reads a report written by `to_json` (by any language's binding). Malformed,
@@ -863,33 +896,16 @@ impl Tracker {
                 max: limits.max_depth,
             });
         }
-        #[derive(Deserialize)]
-        struct Head<'a> {
-            #[serde(borrow)]
-            schema: Option<Cow<'a, str>>,
-        }
-        #[derive(Deserialize)]
-        struct In<'a> {
-            #[serde(borrow)]
-            schema: Option<Cow<'a, str>>,
-            started_at_ms: u64,
-            generated_at_ms: u64,
-            capacity: Option<usize>,
-            analysis: Analysis,
-            #[serde(borrow)]
-            snapshots: Vec<SnapshotRecord<'a>>,
-            violations: Vec<Violation>,
-        }
         let wrong_schema = |found: Option<Cow<'_, str>>| ReportError::Schema {
             found: found.map_or_else(|| "missing".to_owned(), |s| s.into_owned()),
         };
         // One pass over a good file; a file that fails is read again for its schema
         // only, so another schema version is named as such rather than as a field error.
-        let file: In = match serde_json::from_str(text) {
+        let file = match read_report(text) {
             Ok(file) => file,
             Err(e) => {
-                return Err(match serde_json::from_str::<Head>(text) {
-                    Ok(h) if h.schema.as_deref() != Some(SCHEMA) => wrong_schema(h.schema),
+                return Err(match read_schema_only(text) {
+                    Ok(found) if found.as_deref() != Some(SCHEMA) => wrong_schema(found),
                     _ => ReportError::Json(e.to_string()),
                 })
             }
@@ -1122,30 +1138,342 @@ impl Comparison {
     }
 }
 
-#[derive(Deserialize)]
+/// A report file as read, before it is checked and replayed into a tracker.
+struct ReportFile<'a> {
+    schema: Option<Cow<'a, str>>,
+    started_at_ms: u64,
+    generated_at_ms: u64,
+    capacity: Option<usize>,
+    analysis: Analysis,
+    snapshots: Vec<SnapshotRecord<'a>>,
+    violations: Vec<Violation>,
+}
+
+/// A snapshot as a report file holds it (absent optional fields read as `null`).
+#[derive(Default)]
 struct SnapshotRecord<'a> {
     index: u64,
     timestamp_ms: u64,
-    #[serde(borrow)]
     operation: Cow<'a, str>,
-    #[serde(borrow, default)]
     thread_id_user_context: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
     thread_id_manager_context: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
     thread_id_isolation_key: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
     thread_id_cleanup_lookup: Option<Cow<'a, str>>,
-    #[serde(default)]
     manager_instance_id: Option<u64>,
-    #[serde(borrow, default)]
     isolation_key: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
     user_id: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
     websocket_client_id: Option<Cow<'a, str>>,
-    #[serde(default)]
     metadata: Option<Metadata>,
+}
+
+// The readers below follow the structs' serde derives: fields in any order, each at
+// most once, `Option` fields may be absent, unknown fields are skipped.
+
+fn read_report(text: &str) -> JsonResult<ReportFile<'_>> {
+    let mut r = Reader::new(text);
+    let mut seen = Fields::new();
+    let mut schema = None;
+    let (mut started_at_ms, mut generated_at_ms, mut capacity) = (0, 0, None);
+    let mut analysis = None;
+    let (mut snapshots, mut violations) = (Vec::new(), Vec::new());
+    r.object("report", |r, key| match key.as_ref() {
+        "schema" => {
+            seen.first(r, 0, "schema")?;
+            schema = r.opt_string("schema")?;
+            Ok(())
+        }
+        "started_at_ms" => {
+            seen.first(r, 1, "started_at_ms")?;
+            started_at_ms = r.u64("started_at_ms")?;
+            Ok(())
+        }
+        "generated_at_ms" => {
+            seen.first(r, 2, "generated_at_ms")?;
+            generated_at_ms = r.u64("generated_at_ms")?;
+            Ok(())
+        }
+        "capacity" => {
+            seen.first(r, 3, "capacity")?;
+            capacity = match r.opt_u64("capacity")? {
+                None => None,
+                Some(c) => Some(usize::try_from(c).map_err(|_| {
+                    r.error(format!(
+                        "capacity: {c} is too large: expected at most {}",
+                        usize::MAX
+                    ))
+                })?),
+            };
+            Ok(())
+        }
+        "analysis" => {
+            seen.first(r, 4, "analysis")?;
+            analysis = Some(read_analysis(r)?);
+            Ok(())
+        }
+        "snapshots" => {
+            seen.first(r, 5, "snapshots")?;
+            r.array("snapshots", |r| {
+                snapshots.push(read_snapshot(r)?);
+                Ok(())
+            })
+        }
+        "violations" => {
+            seen.first(r, 6, "violations")?;
+            r.array("violations", |r| {
+                violations.push(read_violation(r)?);
+                Ok(())
+            })
+        }
+        _ => r.skip(),
+    })?;
+    seen.require(
+        &r,
+        "report",
+        &[
+            (1, "started_at_ms"),
+            (2, "generated_at_ms"),
+            (4, "analysis"),
+            (5, "snapshots"),
+            (6, "violations"),
+        ],
+    )?;
+    r.finish()?;
+    Ok(ReportFile {
+        schema,
+        started_at_ms,
+        generated_at_ms,
+        capacity,
+        analysis: analysis.unwrap_or_else(Analysis::empty),
+        snapshots,
+        violations,
+    })
+}
+
+/// The `schema` field of a report whose other fields may be of any shape.
+fn read_schema_only(text: &str) -> JsonResult<Option<Cow<'_, str>>> {
+    let mut r = Reader::new(text);
+    let mut schema = None;
+    let mut seen = Fields::new();
+    r.object("report", |r, key| {
+        if key == "schema" {
+            seen.first(r, 0, "schema")?;
+            schema = r.opt_string("schema")?;
+            Ok(())
+        } else {
+            r.skip()
+        }
+    })?;
+    r.finish()?;
+    Ok(schema)
+}
+
+fn read_snapshot<'a>(r: &mut Reader<'a>) -> JsonResult<SnapshotRecord<'a>> {
+    let mut s = SnapshotRecord::default();
+    let mut seen = Fields::new();
+    r.object("snapshot", |r, key| {
+        let (i, name) = match key.as_ref() {
+            "index" => (0, "index"),
+            "timestamp_ms" => (1, "timestamp_ms"),
+            "operation" => (2, "operation"),
+            "thread_id_user_context" => (3, "thread_id_user_context"),
+            "thread_id_manager_context" => (4, "thread_id_manager_context"),
+            "thread_id_isolation_key" => (5, "thread_id_isolation_key"),
+            "thread_id_cleanup_lookup" => (6, "thread_id_cleanup_lookup"),
+            "manager_instance_id" => (7, "manager_instance_id"),
+            "isolation_key" => (8, "isolation_key"),
+            "user_id" => (9, "user_id"),
+            "websocket_client_id" => (10, "websocket_client_id"),
+            "metadata" => (11, "metadata"),
+            _ => return r.skip(),
+        };
+        seen.first(r, i, name)?;
+        match i {
+            0 => s.index = r.u64("snapshot index")?,
+            1 => s.timestamp_ms = r.u64("snapshot timestamp_ms")?,
+            2 => s.operation = r.string("snapshot operation")?,
+            3 => s.thread_id_user_context = r.opt_string(name)?,
+            4 => s.thread_id_manager_context = r.opt_string(name)?,
+            5 => s.thread_id_isolation_key = r.opt_string(name)?,
+            6 => s.thread_id_cleanup_lookup = r.opt_string(name)?,
+            7 => s.manager_instance_id = r.opt_u64(name)?,
+            8 => s.isolation_key = r.opt_string(name)?,
+            9 => s.user_id = r.opt_string(name)?,
+            10 => s.websocket_client_id = r.opt_string(name)?,
+            _ => s.metadata = r.opt_metadata(name)?,
+        }
+        Ok(())
+    })?;
+    seen.require(
+        r,
+        "snapshot",
+        &[(0, "index"), (1, "timestamp_ms"), (2, "operation")],
+    )?;
+    Ok(s)
+}
+
+fn read_violation(r: &mut Reader<'_>) -> JsonResult<Violation> {
+    let mut v = Violation {
+        index: 0,
+        timestamp_ms: 0,
+        kind: String::new(),
+        severity: String::new(),
+        operation: None,
+        snapshot_index: None,
+        thread_id_summary: None,
+        details: Metadata::new(),
+    };
+    let mut seen = Fields::new();
+    r.object("violation", |r, key| {
+        let (i, name) = match key.as_ref() {
+            "index" => (0, "index"),
+            "timestamp_ms" => (1, "timestamp_ms"),
+            "type" => (2, "type"),
+            "severity" => (3, "severity"),
+            "operation" => (4, "operation"),
+            "snapshot_index" => (5, "snapshot_index"),
+            "thread_id_summary" => (6, "thread_id_summary"),
+            "details" => (7, "details"),
+            _ => return r.skip(),
+        };
+        seen.first(r, i, name)?;
+        match i {
+            0 => v.index = r.u64("violation index")?,
+            1 => v.timestamp_ms = r.u64("violation timestamp_ms")?,
+            2 => v.kind = r.string("violation type")?.into_owned(),
+            3 => v.severity = r.string("violation severity")?.into_owned(),
+            4 => v.operation = r.opt_string("violation operation")?.map(Cow::into_owned),
+            5 => v.snapshot_index = r.opt_u64("violation snapshot_index")?,
+            6 => {
+                v.thread_id_summary = if r.null() {
+                    None
+                } else {
+                    Some(read_summary(r)?)
+                }
+            }
+            // `details` defaults to empty when absent, but `null` is refused (as serde does).
+            _ => {
+                v.details = match r.opt_metadata("violation details")? {
+                    Some(d) => d,
+                    None => {
+                        return Err(r.error("violation details: expected an object, found null"))
+                    }
+                }
+            }
+        }
+        Ok(())
+    })?;
+    seen.require(
+        r,
+        "violation",
+        &[
+            (0, "index"),
+            (1, "timestamp_ms"),
+            (2, "type"),
+            (3, "severity"),
+        ],
+    )?;
+    Ok(v)
+}
+
+fn read_summary(r: &mut Reader<'_>) -> JsonResult<ThreadIdSummary> {
+    let mut s = ThreadIdSummary::default();
+    let mut seen = Fields::new();
+    r.object("thread_id_summary", |r, key| {
+        let (i, slot) = match key.as_ref() {
+            "user_context" => (0, &mut s.user_context),
+            "manager_context" => (1, &mut s.manager_context),
+            "isolation_key" => (2, &mut s.isolation_key),
+            "cleanup_lookup" => (3, &mut s.cleanup_lookup),
+            _ => return r.skip(),
+        };
+        seen.first(r, i, &key)?;
+        *slot = r.opt_string("thread_id_summary")?.map(Cow::into_owned);
+        Ok(())
+    })?;
+    Ok(s)
+}
+
+fn read_analysis(r: &mut Reader<'_>) -> JsonResult<Analysis> {
+    let mut a = Analysis::empty();
+    let mut seen = Fields::new();
+    let strings = |r: &mut Reader<'_>, what: &str| {
+        let mut v = Vec::new();
+        r.array(what, |r| {
+            v.push(r.string(what)?.into_owned());
+            Ok(())
+        })?;
+        Ok::<_, JsonError>(v)
+    };
+    r.object("analysis", |r, key| {
+        let (i, name) = match key.as_ref() {
+            "total_snapshots" => (0, "total_snapshots"),
+            "retained_snapshots" => (1, "retained_snapshots"),
+            "total_violations" => (2, "total_violations"),
+            "unique_thread_ids_found" => (3, "unique_thread_ids_found"),
+            "thread_ids" => (4, "thread_ids"),
+            "inconsistent_snapshots" => (5, "inconsistent_snapshots"),
+            "operation_violations" => (6, "operation_violations"),
+            "consistency_score" => (7, "consistency_score"),
+            "analysis_duration" => (8, "analysis_duration"),
+            "thread_ids_by_user" => (9, "thread_ids_by_user"),
+            "users_with_multiple_thread_ids" => (10, "users_with_multiple_thread_ids"),
+            "first_divergence" => (11, "first_divergence"),
+            "last_consistent_before_divergence" => (12, "last_consistent_before_divergence"),
+            "managers_created" => (13, "managers_created"),
+            "managers_cleaned_up" => (14, "managers_cleaned_up"),
+            "leaked_managers" => (15, "leaked_managers"),
+            _ => return r.skip(),
+        };
+        seen.first(r, i, name)?;
+        match i {
+            0 => a.total_snapshots = r.u64(name)?,
+            1 => a.retained_snapshots = r.u64(name)?,
+            2 => a.total_violations = r.u64(name)?,
+            3 => a.unique_thread_ids_found = r.u64(name)?,
+            4 => a.thread_ids = strings(r, name)?,
+            5 => a.inconsistent_snapshots = r.u64(name)?,
+            6 => r.object(name, |r, op| {
+                let n = r.u64(name)?;
+                a.operation_violations.push((op.into_owned(), n));
+                Ok(())
+            })?,
+            7 => a.consistency_score = r.f64(name)?,
+            8 => a.analysis_duration = r.f64(name)?,
+            9 => r.object(name, |r, user| {
+                let threads = strings(r, name)?;
+                a.thread_ids_by_user.push((user.into_owned(), threads));
+                Ok(())
+            })?,
+            10 => a.users_with_multiple_thread_ids = strings(r, name)?,
+            11 => a.first_divergence = r.opt_u64(name)?,
+            12 => a.last_consistent_before_divergence = r.opt_u64(name)?,
+            13 => a.managers_created = r.u64(name)?,
+            14 => a.managers_cleaned_up = r.u64(name)?,
+            _ => a.leaked_managers = r.u64(name)?,
+        }
+        Ok(())
+    })?;
+    seen.require(
+        r,
+        "analysis",
+        &[
+            (0, "total_snapshots"),
+            (1, "retained_snapshots"),
+            (2, "total_violations"),
+            (3, "unique_thread_ids_found"),
+            (4, "thread_ids"),
+            (5, "inconsistent_snapshots"),
+            (6, "operation_violations"),
+            (7, "consistency_score"),
+            (8, "analysis_duration"),
+            (9, "thread_ids_by_user"),
+            (10, "users_with_multiple_thread_ids"),
+            (13, "managers_created"),
+            (14, "managers_cleaned_up"),
+            (15, "leaked_managers"),
+        ],
+    )?;
+    Ok(a)
 }
 
 /// A report's snapshot and violation indexes are positions in one history: each list's

@@ -67,7 +67,7 @@ pub fn describe(v: &JsValue) -> String {
         return format!("the string {}", threadline::error::shown(&s));
     }
     if let Some(n) = v.as_f64() {
-        return format!("the number {n}");
+        return format!("the number {}", number_text(n));
     }
     if let Some(b) = v.as_bool() {
         return format!("the boolean {b}");
@@ -80,6 +80,15 @@ pub fn describe(v: &JsValue) -> String {
         Some(t) => format!("a {t}"),
         None => "a value".into(),
     }
+}
+
+/// A number as JS prints it (`1.5`, `NaN`, `Infinity`), by JS itself: Rust's float
+/// formatting would add about 16 KB to the .wasm, which has a size budget.
+pub fn number_text(n: f64) -> String {
+    js_sys::Number::from(n)
+        .to_string(10)
+        .map(String::from)
+        .unwrap_or_else(|_| "a number".into())
 }
 
 /// A string, or `null` (never `undefined`: absent values are `null` throughout the API).
@@ -152,7 +161,8 @@ pub fn whole_f64(n: f64, name: &str) -> JsResult<u64> {
         Ok(n as u64)
     } else {
         Err(argument(format!(
-            "{name} must be a whole number from 0 to 2^53-1: got {n}"
+            "{name} must be a whole number from 0 to 2^53-1: got {}",
+            number_text(n)
         )))
     }
 }
@@ -267,16 +277,19 @@ pub fn metadata(v: &JsValue, name: &str) -> JsResult<Option<Metadata>> {
             describe(v)
         )));
     }
-    from_js(v, name).map(Some)
+    let text = json_text(v, name)?;
+    threadline::json::read_metadata(&text)
+        .map(Some)
+        .map_err(|e| argument(format!("{name} is not valid: {e}")))
 }
 
-/// A JS value read as JSON into a serde type.
-pub fn from_js<T: serde::de::DeserializeOwned>(v: &JsValue, name: &str) -> JsResult<T> {
-    let text = js_sys::JSON::stringify(v)
+/// A JS value as JSON text, the way `JSON.stringify` sees it. The core's reader takes
+/// it from there (not serde_json's, which is far larger in the .wasm).
+pub fn json_text(v: &JsValue, name: &str) -> JsResult<String> {
+    js_sys::JSON::stringify(v)
         .ok()
         .and_then(|s| s.as_string())
-        .ok_or_else(|| argument(format!("{name} is not plain JSON data")))?;
-    serde_json::from_str(&text).map_err(|e| argument(format!("{name} is not valid: {e}")))
+        .ok_or_else(|| argument(format!("{name} is not plain JSON data")))
 }
 
 /// Any serde value as a plain JS value, JSON-shaped (maps as objects, `None` as `null`),

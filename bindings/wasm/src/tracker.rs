@@ -379,7 +379,8 @@ fn read_analysis(v: &JsValue, name: &str) -> JsResult<Analysis> {
             args::describe(v)
         )));
     }
-    args::from_js(v, name)
+    Analysis::from_json(&args::json_text(v, name)?)
+        .map_err(|e| argument(format!("{name} is not valid: {e}")))
 }
 
 /// Two analyses side by side (before and after a fix).
