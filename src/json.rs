@@ -6,7 +6,8 @@
 //! `serde_json`. The grammar is RFC 8259's, and the results match what `serde_json`
 //! reads from the same text (integers to `u64`/`i64` when they fit, other numbers to
 //! `f64`, `-0` to `-0.0`, at most 127 levels of nesting); the tests compare the two.
-//! Decimal fractions are read correctly rounded (`str::parse`), where serde_json's
+//! Decimal fractions are read correctly rounded (as `str::parse` reads them; see
+//! `decimal::parse_f64`), where serde_json's
 //! default reading can be one unit in the last place off.
 
 use std::borrow::Cow;
@@ -487,9 +488,9 @@ impl<'a> Reader<'a> {
         }
         let start = self.pos;
         let (text, _) = self.number_text()?;
-        match text.parse::<f64>() {
-            Ok(x) if x.is_finite() => Ok(x),
-            _ => {
+        match crate::decimal::parse_f64(text) {
+            Some(x) => Ok(x),
+            None => {
                 self.pos = start;
                 Err(self.error(format!(
                     "{what}: number {text} is out of range: expected a finite double"
@@ -515,7 +516,7 @@ impl<'a> Reader<'a> {
                 Err(_) => {}
             }
         }
-        match text.parse::<f64>().ok().and_then(Number::from_f64) {
+        match crate::decimal::parse_f64(text).and_then(Number::from_f64) {
             Some(n) => Ok(Value::Number(n)),
             None => {
                 self.pos = start;

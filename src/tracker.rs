@@ -877,7 +877,11 @@ impl Tracker {
             snapshots: &self.snapshots,
             violations: &self.violations,
         })
-        .unwrap_or_else(|e| format!("{{\"error\":{}}}", serde_json::Value::String(e.to_string())))
+        .unwrap_or_else(|e| {
+            // Still JSON, naming the failure (a string's serialisation cannot fail).
+            let message = serde_json::to_string(&e.to_string()).unwrap_or_default();
+            format!("{{\"error\":{message}}}")
+        })
     }
 
     /// Reads a report written by `to_json` (by any language's binding). Malformed,
