@@ -62,6 +62,12 @@ wasm: wasm-tools
 		sed -i 's/throw new Error(`expected instance of $${klass.name}`);/throw Object.assign(new Error(`expected an instance of $${klass.name}`), { name: "ThreadlineError", kind: "argument" });/' $$f; \
 		grep -q 'kind: "argument"' $$f || { echo "$$f: could not patch the class check"; exit 1; }; \
 	done
+	@# Errors wasm-bindgen raises itself (an object used after free(), ...) are
+	@# ThreadlineErrors too: kind "freed" for a freed object, "internal" for the rest.
+	for f in pkg/node/threadline.js pkg/web/threadline.js; do \
+		sed -i 's/throw new Error(getStringFromWasm0(arg0, arg1));/const m = getStringFromWasm0(arg0, arg1); const freed = m === "null pointer passed to rust"; throw Object.assign(new Error(freed ? "this threadline object was already freed (free() was called on it): expected a live object" : m), { name: "ThreadlineError", kind: freed ? "freed" : "internal" });/' $$f; \
+		grep -q 'kind: freed ?' $$f || { echo "$$f: could not patch wasm-bindgen's throw"; exit 1; }; \
+	done
 	@echo "pkg/web/threadline_bg.wasm: $$(wc -c < pkg/web/threadline_bg.wasm) bytes, $$(gzip -9c pkg/web/threadline_bg.wasm | wc -c) gzipped"
 
 test-js: wasm

@@ -11,9 +11,13 @@ export default function init(input?: unknown): Promise<unknown>;
 /** Synchronous `init` from bytes or a compiled module (web build); does nothing on Node. */
 export function initSync(module?: unknown): unknown;
 
-/** Stable error kinds: `"argument"` (a JS value of the wrong type or shape), else the core's `{concern}.{case}`. */
+/**
+ * Stable error kinds: `"argument"` (a JS value of the wrong type or shape), `"freed"` (an
+ * object used after `free()`), `"internal"`, else the core's `{concern}.{case}`.
+ */
 export type ErrorKind =
   | 'argument'
+  | 'freed'
   | 'internal'
   | 'id.invalid_part'
   | 'id.random_length'

@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { setImmediate as tick } from 'node:timers/promises';
 import { tl, pkgDir } from './helpers.mjs';
 
-const { Tracker, ThreadGuard, UserContext, IsolationKey } = tl;
+const { Tracker, ThreadGuard, UserContext, IsolationKey, ThreadlineError } = tl;
 v8.setFlagsFromString('--expose-gc');
 const gc = vm.runInNewContext('gc');
 const wasmMemory = createRequire(import.meta.url)(join(pkgDir, 'node', 'threadline.js')).__wasm.memory;
@@ -51,12 +51,14 @@ test('free() returns the memory: 150 big trackers in a row fit in the space of a
 test('a freed object throws instead of touching freed memory; the instance keeps working', () => {
   const t = bigTracker();
   t.free();
-  assert.throws(() => t.analyze(), Error);
-  assert.throws(() => t.takeSnapshot({ operation: 'op' }), Error);
-  assert.throws(() => t.free(), /null pointer passed to rust/, 'a second free() is refused');
+  const freed = (e) =>
+    e instanceof ThreadlineError && e.kind === 'freed' && /already freed/.test(e.message);
+  assert.throws(() => t.analyze(), freed);
+  assert.throws(() => t.takeSnapshot({ operation: 'op' }), freed);
+  assert.throws(() => t.free(), freed, 'a second free() is refused');
   const c = new UserContext({ userId: 'u1', threadId: 'thread_a', runId: 'run_a' });
   c.free();
-  assert.throws(() => c.threadId, Error);
+  assert.throws(() => c.threadId, freed);
   // Other objects are untouched.
   assert.equal(new IsolationKey('u1', 'thread_a').canonical(), 'u1:thread_a');
 });
