@@ -74,8 +74,8 @@ fn id_bytes(c: &UserContext) -> (usize, usize) {
         + c.run_id().len()
         + c.request_id().len()
         + c.websocket_client_id().map_or(0, str::len);
-    // The builder keeps the Strings it was given; `contexts` makes them with exact
-    // capacity or close to it, and the heap view below measures what they really hold.
+    // A context keeps its ids in one exact-size allocation; the heap view below
+    // measures what they really hold.
     (lens, lens)
 }
 
