@@ -464,27 +464,23 @@ impl Registry {
     }
 
     fn slot_of(&self, key: &str) -> Option<u32> {
-        if let Some(s) = self.slot_of_canonical(key) {
-            return Some(s);
+        self.slot_of_canonical(key)
+            .or_else(|| self.slot_of_older_form(key))
+    }
+
+    /// An older-form key names the same manager as its canonical form.
+    fn slot_of_older_form(&self, key: &str) -> Option<u32> {
+        if key.contains(':') {
+            return None;
         }
-        // An older-form key names the same manager as its canonical form.
-        if !key.contains(':') {
-            if let Ok(k) = IsolationKey::parse(key) {
-                return self.slot_of_canonical(&k.canonical());
-            }
-        }
-        None
+        let k = IsolationKey::parse(key).ok()?;
+        self.slot_of_canonical(&k.canonical())
     }
 
     fn slot_of_canonical(&self, key: &str) -> Option<u32> {
         let h = spread(self.hash.text(key));
         let slots = &self.slots;
-        self.by_key
-            .find(
-                h,
-                |&s| matches!(slots.get(s as usize), Some(Slot::Used(m)) if *m.key == *key),
-            )
-            .copied()
+        self.by_key.find(h, |&s| key_is(slots, s, key)).copied()
     }
 
     fn at(&self, slot: u32) -> Option<&Manager> {
@@ -549,10 +545,7 @@ impl Registry {
         let slots = &self.slots;
         let found = self
             .by_key
-            .find(
-                h,
-                |&s| matches!(slots.get(s as usize), Some(Slot::Used(m)) if *m.key == *key_text),
-            )
+            .find(h, |&s| key_is(slots, s, key_text))
             .copied();
         if let Some(slot) = found {
             if let Some(m) = self.at(slot).filter(|m| m.active) {
@@ -729,11 +722,20 @@ impl Registry {
         let Some(m) = self.at(slot) else {
             return false;
         };
-        let (h, id, key) = (spread(m.key_hash), m.id, m.key.clone());
-        let (connections, active) = (m.connections().len(), m.active);
+        let h = spread(m.key_hash);
         if let Ok(e) = self.by_key.find_entry(h, |&s| s == slot) {
             e.remove();
         }
+        self.release_slot(slot, reason, now_ms)
+    }
+
+    /// The rest of [`Self::remove_slot`], for a slot already out of the key index.
+    fn release_slot(&mut self, slot: u32, reason: CleanupReason, now_ms: u64) -> bool {
+        let Some(m) = self.at(slot) else {
+            return false;
+        };
+        let (id, key) = (m.id, m.key.clone());
+        let (connections, active) = (m.connections().len(), m.active);
         self.unlink_user_slot(slot);
         if let Some(entry) = self.slots.get_mut(slot as usize) {
             *entry = Slot::Free(id.generation().wrapping_add(1));
@@ -771,7 +773,14 @@ impl Registry {
 
     /// Removes the manager under a key; false when there is none.
     pub fn cleanup(&mut self, key: &str, now_ms: u64) -> bool {
-        match self.slot_of(key) {
+        // A canonical key is found and taken out of the key index in one probe.
+        let h = spread(self.hash.text(key));
+        let slots = &self.slots;
+        if let Ok(e) = self.by_key.find_entry(h, |&s| key_is(slots, s, key)) {
+            let (slot, _) = e.remove();
+            return self.release_slot(slot, CleanupReason::Explicit, now_ms);
+        }
+        match self.slot_of_older_form(key) {
             Some(slot) => self.remove_slot(slot, CleanupReason::Explicit, now_ms),
             None => false,
         }
@@ -1073,6 +1082,11 @@ impl Registry {
         v.sort_unstable(); // user ids are unique: the same order as a stable sort
         v
     }
+}
+
+/// Whether the manager in `slot` is filed under `key`.
+fn key_is(slots: &[Slot], slot: u32, key: &str) -> bool {
+    matches!(slots.get(slot as usize), Some(Slot::Used(m)) if *m.key == *key)
 }
 
 /// The user id of the manager in `slot`.
