@@ -529,6 +529,18 @@ fn ascii_in_range(w: u64, lo: u8, hi: u8) -> u64 {
     ge_lo & !gt_hi & HIGHS
 }
 
+const POW10: [u64; 9] = [
+    1,
+    10,
+    100,
+    1_000,
+    10_000,
+    100_000,
+    1_000_000,
+    10_000_000,
+    100_000_000,
+];
+
 /// Eight ASCII digits as their number, or `None` if any byte is not a digit.
 fn eight_digits(w: u64) -> Option<u64> {
     let all_digits = w & 0xf0f0_f0f0_f0f0_f0f0 == ONES * 0x30
@@ -752,6 +764,16 @@ fn parse_digits(s: &str) -> Option<u64> {
     }
     // What `all ASCII digits` + `str::parse::<u64>` accept: overflow is None. Up to 19
     // digits cannot overflow, so only longer ones pay for checked arithmetic.
+    if (9..=16).contains(&s.len()) {
+        // Two words, the second overlapping the first (a 13-digit ms timestamp is the
+        // usual case): the bytes both words hold count once, as '0's in the second.
+        let b = s.as_bytes();
+        let n = b.len();
+        let hi = eight_digits(word(&b[..8]))?;
+        let seen = (1u64 << (8 * (16 - n))) - 1;
+        let lo = eight_digits((word(&b[n - 8..]) & !seen) | ((ONES * 0x30) & seen))?;
+        return Some(hi * POW10[n - 8] + lo);
+    }
     if s.len() <= 19 {
         let mut b = s.as_bytes();
         let mut v: u64 = 0;
@@ -1250,6 +1272,19 @@ mod tests {
             assert_eq!(parse_digits(&v.to_string()), Some(v));
         }
         assert_eq!(parse_digits("18446744073709551616"), None);
+        // Every length of the two-word path, with a bad byte at every position.
+        for n in 1..=20usize {
+            let digits: String = (0..n).map(|i| char::from(b'1' + (i % 9) as u8)).collect();
+            assert_eq!(parse_digits(&digits), digits.parse().ok(), "{digits}");
+            for bad in 0..n {
+                for c in ['/', ':', 'a', ' '] {
+                    let mut t = digits.clone().into_bytes();
+                    t[bad] = c as u8;
+                    let t = String::from_utf8(t).unwrap();
+                    assert_eq!(parse_digits(&t), None, "{t}");
+                }
+            }
+        }
         assert_eq!(
             parse_digits("9999999999999999999"),
             Some(9_999_999_999_999_999_999)
