@@ -3,6 +3,7 @@
 //! never changed behind the caller's back.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
@@ -67,14 +68,15 @@ impl ValidationRules {
 
 /// One user's execution context (Netra's `UserExecutionContext`).
 ///
-/// The five ids share one allocation (user, thread, run, request, then the WebSocket
-/// client id), so a context costs one allocation to clone and one free to drop, and 48
-/// bytes inline: a registry holds a million of them.
+/// The five ids share one reference-counted text, `{user}:{thread}{run}{request}{client}`:
+/// its first part is the canonical isolation key, so a registry files the manager (and
+/// its events) under the context's own text. A clone is a reference-count increment, and
+/// the context is 48 bytes inline: a registry holds a million of them.
 #[derive(Clone, PartialEq)]
 pub struct UserContext {
-    text: Box<str>,
-    /// Where the user, thread, run and request ids end in `text`; the WebSocket client
-    /// id, when there is one, is the rest.
+    text: Arc<str>,
+    /// Where the user id, the thread id (the key), the run id and the request id end in
+    /// `text`; the WebSocket client id, when there is one, is the rest.
     ends: [u32; 4],
     has_websocket_client_id: bool,
     /// Rarely set; boxed so a registry holding a million contexts stays small.
@@ -90,17 +92,20 @@ impl UserContext {
         extra: Option<Box<ContextExtra>>,
     ) -> Option<Self> {
         let ws = websocket_client_id.unwrap_or("");
-        let len = ids.iter().map(|s| s.len()).sum::<usize>() + ws.len();
+        let len = ids.iter().map(|s| s.len()).sum::<usize>() + 1 + ws.len();
         u32::try_from(len).ok()?;
         let mut text = String::with_capacity(len);
         let mut ends = [0u32; 4];
-        for (end, id) in ends.iter_mut().zip(ids) {
+        for (i, (end, id)) in ends.iter_mut().zip(ids).enumerate() {
+            if i == 1 {
+                text.push(':');
+            }
             text.push_str(id);
             *end = text.len() as u32;
         }
         text.push_str(ws);
         Some(Self {
-            text: text.into_boxed_str(),
+            text: Arc::from(text),
             ends,
             has_websocket_client_id: websocket_client_id.is_some(),
             extra,
@@ -108,8 +113,19 @@ impl UserContext {
     }
 
     /// The id between two offsets of `text` (always char boundaries: ids end there).
-    fn part(&self, from: u32, to: usize) -> &str {
-        self.text.get(from as usize..to).unwrap_or_default()
+    fn part(&self, from: usize, to: usize) -> &str {
+        self.text.get(from..to).unwrap_or_default()
+    }
+
+    /// The canonical isolation key `{user_id}:{thread_id}`, without building it.
+    pub(crate) fn key_text(&self) -> &str {
+        self.part(0, self.ends[1] as usize)
+    }
+
+    /// The shared text the key is the start of, for holders that outlive this context
+    /// (the registry's events): `&text[..key_len]` is the key.
+    pub(crate) fn shared_text(&self) -> (&Arc<str>, u32) {
+        (&self.text, self.ends[1])
     }
 }
 
@@ -329,17 +345,18 @@ impl UserContext {
         self.part(0, self.ends[0] as usize)
     }
     pub fn thread_id(&self) -> &str {
-        self.part(self.ends[0], self.ends[1] as usize)
+        // After the ':' that ends the user id.
+        self.part(self.ends[0] as usize + 1, self.ends[1] as usize)
     }
     pub fn run_id(&self) -> &str {
-        self.part(self.ends[1], self.ends[2] as usize)
+        self.part(self.ends[1] as usize, self.ends[2] as usize)
     }
     pub fn request_id(&self) -> &str {
-        self.part(self.ends[2], self.ends[3] as usize)
+        self.part(self.ends[2] as usize, self.ends[3] as usize)
     }
     pub fn websocket_client_id(&self) -> Option<&str> {
         self.has_websocket_client_id
-            .then(|| self.part(self.ends[3], self.text.len()))
+            .then(|| self.part(self.ends[3] as usize, self.text.len()))
     }
     pub fn agent_context(&self) -> &Metadata {
         self.extra

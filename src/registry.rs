@@ -125,7 +125,6 @@ pub struct Connection {
 #[derive(Debug, Clone)]
 pub struct Manager {
     id: ManagerId,
-    key: Arc<str>,
     context: UserContext,
     created_ms: u64,
     last_activity_ms: u64,
@@ -148,7 +147,11 @@ impl Manager {
     }
     /// The canonical isolation key `{user_id}:{thread_id}`.
     pub fn key(&self) -> &str {
-        &self.key
+        self.context.key_text()
+    }
+
+    fn shared_key(&self) -> SharedKey {
+        SharedKey::of(&self.context)
     }
     pub fn user_id(&self) -> &str {
         self.context.user_id()
@@ -234,21 +237,59 @@ pub struct RegistryEvent {
     pub kind: EventKind,
     /// `None` for a refused create.
     pub manager_id: Option<ManagerId>,
-    key: Arc<str>,
+    key: SharedKey,
     pub at_ms: u64,
 }
 
+/// A key held by reference to its manager's context text (which starts with it), so an
+/// event costs no allocation and keeps the text alive after the manager is gone.
+#[derive(Clone)]
+struct SharedKey {
+    text: Arc<str>,
+    len: u32,
+}
+
+impl SharedKey {
+    fn of(context: &UserContext) -> Self {
+        let (text, len) = context.shared_text();
+        Self {
+            text: text.clone(),
+            len,
+        }
+    }
+
+    fn as_str(&self) -> &str {
+        self.text.get(..self.len as usize).unwrap_or_default()
+    }
+}
+
+/// Printed and compared as the key text, as the `Arc<str>` it replaces was.
+impl std::fmt::Debug for SharedKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.as_str().fmt(f)
+    }
+}
+
+impl PartialEq for SharedKey {
+    fn eq(&self, other: &Self) -> bool {
+        self.as_str() == other.as_str()
+    }
+}
+
+impl Eq for SharedKey {}
+
 impl RegistryEvent {
     pub fn key(&self) -> &str {
-        &self.key
+        self.key.as_str()
     }
     /// The user: the key up to its first `:` (a user id never contains one).
     pub fn user_id(&self) -> &str {
-        self.key.split_once(':').map_or(&self.key, |(u, _)| u)
+        let key = self.key();
+        key.split_once(':').map_or(key, |(u, _)| u)
     }
     /// The whole thread id: the key after its first `:`.
     pub fn thread_id(&self) -> &str {
-        self.key.split_once(':').map_or("", |(_, t)| t)
+        self.key().split_once(':').map_or("", |(_, t)| t)
     }
 }
 
@@ -395,8 +436,6 @@ pub struct Registry {
     /// Users' lists by the hash of the user id.
     by_user: HashTable<UserList>,
     hash: KeyedHash,
-    /// Reused to build each new key, so a create allocates only the key's `Arc`.
-    key_scratch: String,
     stats: RegistryStats,
     events: VecDeque<RegistryEvent>,
     connections: usize,
@@ -423,7 +462,6 @@ impl Registry {
             by_key: HashTable::new(),
             by_user: HashTable::new(),
             hash: KeyedHash::from_entropy(entropy),
-            key_scratch: String::new(),
             stats: RegistryStats::default(),
             events: VecDeque::new(),
             connections: 0,
@@ -437,7 +475,7 @@ impl Registry {
 
     /// Records an event; takes the key's `Arc` so the usual caller hands over a
     /// reference it made anyway.
-    fn emit(&mut self, kind: EventKind, manager_id: Option<ManagerId>, key: Arc<str>, at_ms: u64) {
+    fn emit(&mut self, kind: EventKind, manager_id: Option<ManagerId>, key: SharedKey, at_ms: u64) {
         if self.config.event_capacity == 0 {
             return;
         }
@@ -523,23 +561,10 @@ impl Registry {
     /// key. Near the limit the user's stale managers are cleaned first; at the limit,
     /// again; still at the limit, the create is refused with `LimitExceeded`.
     pub fn create(&mut self, context: UserContext, now_ms: u64) -> Result<Created, RegistryError> {
-        let mut key_text = std::mem::take(&mut self.key_scratch);
-        key_text.clear();
-        key_text.push_str(context.user_id());
-        key_text.push(':');
-        key_text.push_str(context.thread_id());
-        let result = self.create_keyed(context, &key_text, now_ms);
-        self.key_scratch = key_text;
-        result
-    }
-
-    fn create_keyed(
-        &mut self,
-        context: UserContext,
-        key_text: &str,
-        now_ms: u64,
-    ) -> Result<Created, RegistryError> {
-        // The key is hashed once; the same hash finds it now and files it below.
+        // The context's text starts with its canonical key: nothing is built or
+        // allocated for it. It is hashed once; the same hash finds it now and files it
+        // below.
+        let key_text = context.key_text();
         let key_hash = self.hash.text(key_text);
         let h = spread(key_hash);
         let slots = &self.slots;
@@ -549,7 +574,7 @@ impl Registry {
             .copied();
         if let Some(slot) = found {
             if let Some(m) = self.at(slot).filter(|m| m.active) {
-                let (id, key) = (m.id, m.key.clone());
+                let (id, key) = (m.id, m.shared_key());
                 self.stats.managers_reused += 1;
                 self.emit(EventKind::Reused, Some(id), key, now_ms);
                 return Ok(Created {
@@ -576,7 +601,7 @@ impl Registry {
             let count = self.user_count_hashed(user, user_hash);
             if count >= max {
                 self.stats.limit_hits += 1;
-                let key: Arc<str> = key_text.into();
+                let key = SharedKey::of(&context);
                 self.emit(EventKind::LimitExceeded { count, max }, None, key, now_ms);
                 return Err(RegistryError::LimitExceeded {
                     user_id: user.to_owned(),
@@ -584,7 +609,7 @@ impl Registry {
                 });
             }
         }
-        let key: Arc<str> = key_text.into();
+        let key = SharedKey::of(&context);
         let reused_slot = self
             .free
             .pop()
@@ -602,7 +627,6 @@ impl Registry {
         let id = ManagerId::new(slot, generation);
         self.slots[slot as usize] = Slot::Used(Manager {
             id,
-            key: key.clone(),
             context,
             created_ms: now_ms,
             last_activity_ms: now_ms,
@@ -734,7 +758,7 @@ impl Registry {
         let Some(m) = self.at(slot) else {
             return false;
         };
-        let (id, key) = (m.id, m.key.clone());
+        let (id, key) = (m.id, m.shared_key());
         let (connections, active) = (m.connections().len(), m.active);
         self.unlink_user_slot(slot);
         if let Some(entry) = self.slots.get_mut(slot as usize) {
@@ -886,7 +910,7 @@ impl Registry {
         let m = self.at(slot).expect("indexed slot holds a manager");
         if connection.user_id != m.user_id() {
             let err = RegistryError::IsolationViolation {
-                key: m.key.to_string(),
+                key: m.key().to_owned(),
                 manager_user: m.user_id().to_owned(),
                 connection_id: connection.connection_id,
                 connection_user: connection.user_id,
@@ -896,7 +920,7 @@ impl Registry {
         }
         if !m.active {
             return Err(RegistryError::Inactive {
-                key: m.key.to_string(),
+                key: m.key().to_owned(),
             });
         }
         let m = self.at_mut(slot).expect("indexed slot holds a manager");
@@ -913,7 +937,7 @@ impl Registry {
             }
         };
         m.last_activity_ms = now_ms.max(m.last_activity_ms);
-        let (id, k) = (m.id, m.key.clone());
+        let (id, k) = (m.id, m.shared_key());
         if added {
             self.connections += 1;
         }
@@ -946,7 +970,7 @@ impl Registry {
             m.connections = None;
         }
         m.last_activity_ms = now_ms.max(m.last_activity_ms);
-        let (id, k) = (m.id, m.key.clone());
+        let (id, k) = (m.id, m.shared_key());
         self.connections -= 1;
         self.emit(
             EventKind::ConnectionRemoved {
@@ -967,7 +991,7 @@ impl Registry {
         let n = m.connections().len();
         m.connections = None;
         let was_active = std::mem::replace(&mut m.active, false);
-        let (id, k) = (m.id, m.key.clone());
+        let (id, k) = (m.id, m.shared_key());
         self.connections -= n;
         if was_active {
             self.inactive += 1;
@@ -1001,7 +1025,7 @@ impl Registry {
         let m = self.at_mut(slot).expect("indexed slot holds a manager");
         if m.user_id() != user_id {
             let err = RegistryError::IsolationViolation {
-                key: m.key.to_string(),
+                key: m.key().to_owned(),
                 manager_user: m.user_id().to_owned(),
                 connection_id: "(message)".to_owned(),
                 connection_user: user_id.to_owned(),
@@ -1011,7 +1035,7 @@ impl Registry {
         }
         if !m.active {
             return Err(RegistryError::Inactive {
-                key: m.key.to_string(),
+                key: m.key().to_owned(),
             });
         }
         m.last_activity_ms = now_ms.max(m.last_activity_ms);
@@ -1086,7 +1110,7 @@ impl Registry {
 
 /// Whether the manager in `slot` is filed under `key`.
 fn key_is(slots: &[Slot], slot: u32, key: &str) -> bool {
-    matches!(slots.get(slot as usize), Some(Slot::Used(m)) if *m.key == *key)
+    matches!(slots.get(slot as usize), Some(Slot::Used(m)) if m.key() == key)
 }
 
 /// The user id of the manager in `slot`.
@@ -1432,6 +1456,28 @@ mod tests {
             &mut crate::entropy::SeededEntropy::from_seed(1),
         )
         .is_err());
+    }
+
+    #[test]
+    fn events_keep_the_key_text_after_the_manager_is_gone() {
+        let mut r = Registry::new(RegistryConfig::default()).unwrap();
+        let c = ctx("u1", "thread_a:b");
+        assert_eq!(c.key_text(), "u1:thread_a:b");
+        r.create(c, 0).unwrap();
+        assert_eq!(r.get("u1:thread_a:b").unwrap().key(), "u1:thread_a:b");
+        assert!(r.cleanup("u1:thread_a:b", 1));
+        let ev = r.drain_events();
+        assert_eq!(ev.len(), 2);
+        assert_eq!(
+            (ev[1].key(), ev[1].user_id(), ev[1].thread_id()),
+            ("u1:thread_a:b", "u1", "thread_a:b")
+        );
+        assert_eq!(ev[0], ev[0].clone());
+        assert_ne!(ev[0], ev[1]);
+        assert_eq!(
+            format!("{:?}", ev[0]),
+            r#"RegistryEvent { kind: Created, manager_id: Some(ManagerId(0)), key: "u1:thread_a:b", at_ms: 0 }"#
+        );
     }
 
     #[test]
