@@ -7,7 +7,7 @@ use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion};
-use threadline::ids::{are_correlated, parse_id, IdGenerator};
+use threadline::ids::{are_correlated, parse_id, parse_id_parts, IdGenerator};
 use threadline::key::IsolationKey;
 use threadline::registry::{Registry, RegistryConfig};
 use threadline::tracker::{ReportLimits, Tracker};
@@ -28,8 +28,16 @@ fn ids(c: &mut Criterion) {
     let base: Vec<String> = (0..1024)
         .map(|_| sys.base_id("req", true, 8).unwrap())
         .collect();
+    // "parse of a base id": the borrowed parser, parts as slices of the id.
     let mut i = 0;
     g.bench_function("parse_id", |b| {
+        b.iter(|| {
+            i = (i + 1) & 1023;
+            parse_id_parts(black_box(&base[i]))
+        })
+    });
+    // The owned `IdComponents` (three Strings): what the bindings return.
+    g.bench_function("parse_id_owned", |b| {
         b.iter(|| {
             i = (i + 1) & 1023;
             parse_id(black_box(&base[i]))

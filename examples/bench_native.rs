@@ -4,13 +4,14 @@
 //!     bench_native tracker FILE REPS      # replays them natively, prints timings as JSON
 //!     bench_native loop OP N              # runs one operation N times (for perf / callgrind)
 //!
-//! OP: user_context_ids, parse_id, pair, pair100k, take_snapshot.
+//! OP: user_context_ids, parse_id (borrowed parts), parse_id_owned, pair, pair100k,
+//! take_snapshot.
 
 use std::hint::black_box;
 use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
-use threadline::ids::{parse_id, IdGenerator};
+use threadline::ids::{parse_id, parse_id_parts, IdGenerator};
 use threadline::registry::{Registry, RegistryConfig};
 use threadline::tracker::{SnapshotInput, Tracker};
 
@@ -49,6 +50,14 @@ fn input_of<'a>(inp: &'a Inputs, i: usize) -> SnapshotInput<'a> {
         s.cleanup_lookup_thread_id = Some(&inp.wrong_thread);
     }
     s
+}
+
+/// One create+cleanup pair, the context already cloned: out of line so that
+/// `valgrind --tool=callgrind --toggle-collect='*pair_once*'` counts the pair alone.
+#[inline(never)]
+fn pair_once(reg: &mut Registry, c: threadline::UserContext, key: &str) {
+    reg.create(c, common::T0).unwrap();
+    reg.cleanup(key, common::T0);
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
@@ -133,6 +142,13 @@ fn main() {
                     let g = IdGenerator::system().unwrap();
                     let id = g.base_id("req", true, 8).unwrap();
                     for _ in 0..n {
+                        black_box(parse_id_parts(black_box(&id))).unwrap();
+                    }
+                }
+                "parse_id_owned" => {
+                    let g = IdGenerator::system().unwrap();
+                    let id = g.base_id("req", true, 8).unwrap();
+                    for _ in 0..n {
                         black_box(parse_id(black_box(&id))).unwrap();
                     }
                 }
@@ -159,8 +175,7 @@ fn main() {
                     let start = Instant::now();
                     for i in 0..n {
                         let c = ctxs[i % 1000].clone();
-                        reg.create(c, common::T0).unwrap();
-                        reg.cleanup(&keys[i % 1000], common::T0);
+                        pair_once(&mut reg, c, &keys[i % 1000]);
                     }
                     eprintln!(
                         "{:.1} ns per pair (with a context clone)",

@@ -3,6 +3,7 @@
 //! never changed behind the caller's back.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
@@ -66,18 +67,130 @@ impl ValidationRules {
 }
 
 /// One user's execution context (Netra's `UserExecutionContext`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+///
+/// The five ids share one reference-counted text, `{user}:{thread}{run}{request}{client}`:
+/// its first part is the canonical isolation key, so a registry files the manager (and
+/// its events) under the context's own text. A clone is a reference-count increment, and
+/// the context is 48 bytes inline: a registry holds a million of them.
+#[derive(Clone, PartialEq)]
 pub struct UserContext {
-    // Boxed strings: 16 bytes each instead of 24 and no spare capacity, so a registry
-    // holding a million contexts stays small.
-    user_id: Box<str>,
-    thread_id: Box<str>,
-    run_id: Box<str>,
-    request_id: Box<str>,
-    websocket_client_id: Option<Box<str>>,
+    text: Arc<str>,
+    /// Where the user id, the thread id (the key), the run id and the request id end in
+    /// `text`; the WebSocket client id, when there is one, is the rest.
+    ends: [u32; 4],
+    has_websocket_client_id: bool,
     /// Rarely set; boxed so a registry holding a million contexts stays small.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     extra: Option<Box<ContextExtra>>,
+}
+
+impl UserContext {
+    /// Packs the ids; `None` when they are too long for the offsets (over 4 GiB, which
+    /// only unvalidated input such as a deserialised one could reach).
+    fn pack(
+        ids: [&str; 4],
+        websocket_client_id: Option<&str>,
+        extra: Option<Box<ContextExtra>>,
+    ) -> Option<Self> {
+        let ws = websocket_client_id.unwrap_or("");
+        let len = ids.iter().map(|s| s.len()).sum::<usize>() + 1 + ws.len();
+        u32::try_from(len).ok()?;
+        let mut text = String::with_capacity(len);
+        let mut ends = [0u32; 4];
+        for (i, (end, id)) in ends.iter_mut().zip(ids).enumerate() {
+            if i == 1 {
+                text.push(':');
+            }
+            text.push_str(id);
+            *end = text.len() as u32;
+        }
+        text.push_str(ws);
+        Some(Self {
+            text: Arc::from(text),
+            ends,
+            has_websocket_client_id: websocket_client_id.is_some(),
+            extra,
+        })
+    }
+
+    /// The id between two offsets of `text` (always char boundaries: ids end there).
+    fn part(&self, from: usize, to: usize) -> &str {
+        self.text.get(from..to).unwrap_or_default()
+    }
+
+    /// The canonical isolation key `{user_id}:{thread_id}`, without building it.
+    pub(crate) fn key_text(&self) -> &str {
+        self.part(0, self.ends[1] as usize)
+    }
+
+    /// The shared text the key is the start of, for holders that outlive this context
+    /// (the registry's events): `&text[..key_len]` is the key.
+    pub(crate) fn shared_text(&self) -> (&Arc<str>, u32) {
+        (&self.text, self.ends[1])
+    }
+}
+
+/// Written field by field, as the five separate strings were.
+impl std::fmt::Debug for UserContext {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UserContext")
+            .field("user_id", &self.user_id())
+            .field("thread_id", &self.thread_id())
+            .field("run_id", &self.run_id())
+            .field("request_id", &self.request_id())
+            .field("websocket_client_id", &self.websocket_client_id())
+            .field("extra", &self.extra)
+            .finish()
+    }
+}
+
+/// The serialised form: the five ids as fields, `extra` only when set.
+#[derive(Serialize)]
+struct ContextFields<'a> {
+    user_id: &'a str,
+    thread_id: &'a str,
+    run_id: &'a str,
+    request_id: &'a str,
+    websocket_client_id: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    extra: Option<&'a ContextExtra>,
+}
+
+#[derive(Deserialize)]
+struct OwnedContextFields {
+    user_id: String,
+    thread_id: String,
+    run_id: String,
+    request_id: String,
+    websocket_client_id: Option<String>,
+    #[serde(default)]
+    extra: Option<Box<ContextExtra>>,
+}
+
+impl Serialize for UserContext {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        ContextFields {
+            user_id: self.user_id(),
+            thread_id: self.thread_id(),
+            run_id: self.run_id(),
+            request_id: self.request_id(),
+            websocket_client_id: self.websocket_client_id(),
+            extra: self.extra.as_deref(),
+        }
+        .serialize(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for UserContext {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        // As before: the fields are taken as they are, not validated.
+        let f = OwnedContextFields::deserialize(d)?;
+        Self::pack(
+            [&f.user_id, &f.thread_id, &f.run_id, &f.request_id],
+            f.websocket_client_id.as_deref(),
+            f.extra,
+        )
+        .ok_or_else(|| serde::de::Error::custom("context ids longer than 4 GiB in all"))
+    }
 }
 
 /// The optional parts of a context.
@@ -170,13 +283,17 @@ impl ContextBuilder {
             operation_depth: self.operation_depth,
             parent_request_id: self.parent_request_id,
         };
-        Ok(UserContext {
-            user_id: self.user_id.into_boxed_str(),
-            thread_id: self.thread_id.into_boxed_str(),
-            run_id: self.run_id.into_boxed_str(),
-            request_id: request_id.into_boxed_str(),
-            websocket_client_id: self.websocket_client_id.map(String::into_boxed_str),
-            extra: (extra != ContextExtra::default()).then(|| Box::new(extra)),
+        let extra = (extra != ContextExtra::default()).then(|| Box::new(extra));
+        // Each id is at most MAX_ID_LEN bytes here, so the packing always fits.
+        UserContext::pack(
+            [&self.user_id, &self.thread_id, &self.run_id, &request_id],
+            self.websocket_client_id.as_deref(),
+            extra,
+        )
+        .ok_or(ContextError::TooLong {
+            field: "request_id",
+            len: request_id.len(),
+            max: MAX_ID_LEN,
         })
     }
 }
@@ -225,19 +342,21 @@ impl UserContext {
     }
 
     pub fn user_id(&self) -> &str {
-        &self.user_id
+        self.part(0, self.ends[0] as usize)
     }
     pub fn thread_id(&self) -> &str {
-        &self.thread_id
+        // After the ':' that ends the user id.
+        self.part(self.ends[0] as usize + 1, self.ends[1] as usize)
     }
     pub fn run_id(&self) -> &str {
-        &self.run_id
+        self.part(self.ends[1] as usize, self.ends[2] as usize)
     }
     pub fn request_id(&self) -> &str {
-        &self.request_id
+        self.part(self.ends[2] as usize, self.ends[3] as usize)
     }
     pub fn websocket_client_id(&self) -> Option<&str> {
-        self.websocket_client_id.as_deref()
+        self.has_websocket_client_id
+            .then(|| self.part(self.ends[3] as usize, self.text.len()))
     }
     pub fn agent_context(&self) -> &Metadata {
         self.extra
@@ -260,7 +379,7 @@ impl UserContext {
 
     /// The canonical isolation key `{user_id}:{thread_id}` of this context.
     pub fn isolation_key(&self) -> crate::key::IsolationKey {
-        crate::key::IsolationKey::from_valid_parts(&self.user_id, &self.thread_id)
+        crate::key::IsolationKey::from_valid_parts(self.user_id(), self.thread_id())
     }
 }
 
@@ -448,6 +567,73 @@ mod tests {
             e.to_string(),
             "run_id is 1025 bytes long: expected at most 1024"
         );
+    }
+
+    #[test]
+    fn packed_ids_read_back_serialise_and_print_as_five_fields() {
+        let c = UserContext::builder("u1", "thread_ws_1_abcdef12", "run_ws_1_abcdef12")
+            .websocket_client_id(Some("ws_client_u1_1_2_abcdef12".into()))
+            .build_with_request_id("req_ws_2_12345678".into())
+            .unwrap();
+        assert_eq!(
+            (c.user_id(), c.thread_id(), c.run_id(), c.request_id()),
+            (
+                "u1",
+                "thread_ws_1_abcdef12",
+                "run_ws_1_abcdef12",
+                "req_ws_2_12345678"
+            )
+        );
+        assert_eq!(c.websocket_client_id(), Some("ws_client_u1_1_2_abcdef12"));
+        let json = serde_json::to_string(&c).unwrap();
+        assert_eq!(
+            json,
+            r#"{"user_id":"u1","thread_id":"thread_ws_1_abcdef12","run_id":"run_ws_1_abcdef12","request_id":"req_ws_2_12345678","websocket_client_id":"ws_client_u1_1_2_abcdef12"}"#
+        );
+        assert_eq!(serde_json::from_str::<UserContext>(&json).unwrap(), c);
+        assert_eq!(
+            format!("{c:?}"),
+            r#"UserContext { user_id: "u1", thread_id: "thread_ws_1_abcdef12", run_id: "run_ws_1_abcdef12", request_id: "req_ws_2_12345678", websocket_client_id: Some("ws_client_u1_1_2_abcdef12"), extra: None }"#
+        );
+        // No client id, one extra field; an empty client id is still a client id.
+        let d = UserContext::builder("u1", "thread_ws_1_abcdef12", "run_ws_1_abcdef12")
+            .operation_depth(3)
+            .build_with_request_id("req_ws_2_12345678".into())
+            .unwrap();
+        assert_eq!(d.websocket_client_id(), None);
+        assert_eq!(d.request_id(), "req_ws_2_12345678");
+        assert_ne!(c, d);
+        let json = serde_json::to_string(&d).unwrap();
+        assert_eq!(
+            json,
+            r#"{"user_id":"u1","thread_id":"thread_ws_1_abcdef12","run_id":"run_ws_1_abcdef12","request_id":"req_ws_2_12345678","websocket_client_id":null,"extra":{"agent_context":{},"audit_metadata":{},"operation_depth":3,"parent_request_id":null}}"#
+        );
+        assert_eq!(serde_json::from_str::<UserContext>(&json).unwrap(), d);
+        let e = UserContext::builder("u1", "thread_ws_1_abcdef12", "run_ws_1_abcdef12")
+            .websocket_client_id(Some(String::new()))
+            .build_with_request_id("req_ws_2_12345678".into())
+            .unwrap();
+        assert_eq!(e.websocket_client_id(), Some(""));
+        assert_ne!(e, d);
+        // Missing optional fields read as before.
+        let f: UserContext = serde_json::from_str(
+            r#"{"user_id":"a","thread_id":"b","run_id":"c","request_id":"d"}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            (f.user_id(), f.thread_id(), f.run_id(), f.request_id()),
+            ("a", "b", "c", "d")
+        );
+        assert_eq!(f.websocket_client_id(), None);
+        // Multi-byte text keeps its boundaries.
+        let g = UserContext::builder("é", "thread_ü", "run_ß")
+            .build_with_request_id("req_日本".into())
+            .unwrap();
+        assert_eq!(
+            (g.user_id(), g.thread_id(), g.run_id(), g.request_id()),
+            ("é", "thread_ü", "run_ß", "req_日本")
+        );
+        assert_eq!(std::mem::size_of::<UserContext>(), 48);
     }
 
     #[test]

@@ -31,7 +31,9 @@ pub use clock::{Clock, ManualClock};
 pub use context::{Metadata, UserContext, ValidationRules};
 pub use entropy::{Entropy, SeededEntropy};
 pub use error::{ContextError, IdError, KeyError, RegistryError, ReportError, SessionError};
-pub use ids::{are_correlated, parse_id, run_readings, thread_id_for_run, IdGenerator};
+pub use ids::{
+    are_correlated, parse_id, parse_id_parts, run_readings, thread_id_for_run, IdGenerator, IdParts,
+};
 pub use key::IsolationKey;
 pub use registry::{Connection, ManagerId, Registry, RegistryConfig, RegistryEvent};
 pub use session::SessionStore;

@@ -4,13 +4,21 @@
 //!
 //! Storage is a slab (stable `ManagerId`s, small entries) with two indexes: canonical key
 //! to slot, and user to that user's slots, so per-user work is O(that user's managers).
+//! Both indexes hold slot numbers only (the text they are keyed by lives in the manager)
+//! and hash with foldhash under a per-registry secret seed.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
+use std::hash::{BuildHasher, Hasher};
 use std::sync::Arc;
+
+use foldhash::fast::FoldHasher;
+use foldhash::SharedSeed;
+use hashbrown::HashTable;
 
 use serde::{Deserialize, Serialize};
 
 use crate::context::{Metadata, UserContext};
+use crate::entropy::Entropy;
 use crate::error::RegistryError;
 use crate::ids::{check_text, run_readings};
 use crate::key::IsolationKey;
@@ -117,13 +125,20 @@ pub struct Connection {
 #[derive(Debug, Clone)]
 pub struct Manager {
     id: ManagerId,
-    key: Arc<str>,
     context: UserContext,
     created_ms: u64,
     last_activity_ms: u64,
-    active: bool,
     messages_routed: u64,
-    connections: Vec<Connection>,
+    /// Boxed: most managers hold none, and an empty `Vec` would cost 24 bytes each; the
+    /// extra allocation is paid only by managers with connections.
+    #[allow(clippy::box_collection)]
+    connections: Option<Box<Vec<Connection>>>,
+    /// The key's hash in the key index, kept so removal and growth never rehash text.
+    key_hash: u32,
+    /// Neighbours in the user's list (`NO_SLOT` at the ends).
+    user_prev: u32,
+    user_next: u32,
+    active: bool,
 }
 
 impl Manager {
@@ -132,7 +147,11 @@ impl Manager {
     }
     /// The canonical isolation key `{user_id}:{thread_id}`.
     pub fn key(&self) -> &str {
-        &self.key
+        self.context.key_text()
+    }
+
+    fn shared_key(&self) -> SharedKey {
+        SharedKey::of(&self.context)
     }
     pub fn user_id(&self) -> &str {
         self.context.user_id()
@@ -156,7 +175,7 @@ impl Manager {
         self.messages_routed
     }
     pub fn connections(&self) -> &[Connection] {
-        &self.connections
+        self.connections.as_deref().map_or(&[], Vec::as_slice)
     }
 
     /// Stale, for the limit's cleanup: inactive; or idle for over `stale_idle_ms`; or
@@ -165,7 +184,7 @@ impl Manager {
         !self.active
             || now_ms.saturating_sub(self.last_activity_ms) > config.stale_idle_ms
             || (now_ms.saturating_sub(self.created_ms) > config.stale_unconnected_age_ms
-                && self.connections.is_empty())
+                && self.connections().is_empty())
     }
 }
 
@@ -218,21 +237,59 @@ pub struct RegistryEvent {
     pub kind: EventKind,
     /// `None` for a refused create.
     pub manager_id: Option<ManagerId>,
-    key: Arc<str>,
+    key: SharedKey,
     pub at_ms: u64,
 }
 
+/// A key held by reference to its manager's context text (which starts with it), so an
+/// event costs no allocation and keeps the text alive after the manager is gone.
+#[derive(Clone)]
+struct SharedKey {
+    text: Arc<str>,
+    len: u32,
+}
+
+impl SharedKey {
+    fn of(context: &UserContext) -> Self {
+        let (text, len) = context.shared_text();
+        Self {
+            text: text.clone(),
+            len,
+        }
+    }
+
+    fn as_str(&self) -> &str {
+        self.text.get(..self.len as usize).unwrap_or_default()
+    }
+}
+
+/// Printed and compared as the key text, as the `Arc<str>` it replaces was.
+impl std::fmt::Debug for SharedKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.as_str().fmt(f)
+    }
+}
+
+impl PartialEq for SharedKey {
+    fn eq(&self, other: &Self) -> bool {
+        self.as_str() == other.as_str()
+    }
+}
+
+impl Eq for SharedKey {}
+
 impl RegistryEvent {
     pub fn key(&self) -> &str {
-        &self.key
+        self.key.as_str()
     }
     /// The user: the key up to its first `:` (a user id never contains one).
     pub fn user_id(&self) -> &str {
-        self.key.split_once(':').map_or(&self.key, |(u, _)| u)
+        let key = self.key();
+        key.split_once(':').map_or(key, |(u, _)| u)
     }
     /// The whole thread id: the key after its first `:`.
     pub fn thread_id(&self) -> &str {
-        self.key.split_once(':').map_or("", |(_, t)| t)
+        self.key().split_once(':').map_or("", |(_, t)| t)
     }
 }
 
@@ -291,10 +348,80 @@ pub struct RegistryStats {
     pub connections: usize,
 }
 
+/// A slab entry. The free state keeps the generation the slot's next manager gets; the
+/// enum costs no room beyond the manager (the tag sits in a pointer's niche).
 #[derive(Debug, Clone)]
-struct Slot {
-    generation: u32,
-    manager: Option<Manager>,
+enum Slot {
+    Free(u32),
+    Used(Manager),
+}
+
+/// End of a user's list.
+const NO_SLOT: u32 = u32::MAX;
+
+/// One user's managers: a list threaded through the managers themselves, in the order a
+/// `Vec` with `push` and `swap_remove` would keep (the order cleanups and their events
+/// follow). The user id is read from the head manager, so it is not stored again.
+#[derive(Debug, Clone, Copy)]
+struct UserList {
+    head: u32,
+    tail: u32,
+    count: u32,
+}
+
+/// foldhash under a secret seed of the registry's: user and thread ids come from
+/// clients, and a hash they could predict would let them choose colliding ids.
+#[derive(Clone)]
+struct KeyedHash {
+    per_hasher: u64,
+    shared: SharedSeed,
+}
+
+impl KeyedHash {
+    fn from_entropy(entropy: &mut dyn Entropy) -> Self {
+        let per_hasher = entropy.next_u64();
+        let shared = SharedSeed::from_u64(entropy.next_u64());
+        Self { per_hasher, shared }
+    }
+
+    /// 32 bits are plenty for tables of up to 2^25 buckets and keep the manager small.
+    #[inline]
+    fn text(&self, s: &str) -> u32 {
+        let mut h = FoldHasher::with_seed(self.per_hasher, &self.shared);
+        h.write(s.as_bytes());
+        (h.finish() >> 32) as u32
+    }
+}
+
+/// The table hash of a 32-bit hash: its bits in both halves, so the bucket index (low
+/// bits) and the control tag (top 7 bits) are both taken from it.
+fn spread(h: u32) -> u64 {
+    ((h as u64) << 32) | h as u64
+}
+
+impl std::fmt::Debug for KeyedHash {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("KeyedHash(..)")
+    }
+}
+
+/// The seed of [`Registry::new`]: std's per-process hashing secret (what the registry's
+/// `HashMap`s were keyed with before), read through `RandomState`, so no clock, no extra
+/// system call and no `std` feature is needed.
+struct StdSecret;
+
+impl Entropy for StdSecret {
+    fn fill(&mut self, buf: &mut [u8]) {
+        for chunk in buf.chunks_mut(8) {
+            let word = self.next_u64().to_le_bytes();
+            chunk.copy_from_slice(&word[..chunk.len()]);
+        }
+    }
+
+    fn next_u64(&mut self) -> u64 {
+        // Each RandomState is keyed differently (std steps its secret keys per call).
+        std::collections::hash_map::RandomState::new().hash_one(0u64)
+    }
 }
 
 /// The registry. Not internally synchronised: wrap it in a mutex to share it (the
@@ -304,8 +431,11 @@ pub struct Registry {
     config: RegistryConfig,
     slots: Vec<Slot>,
     free: Vec<u32>,
-    by_key: HashMap<Arc<str>, u32>,
-    by_user: HashMap<Box<str>, Vec<u32>>,
+    /// Slots by the hash of their canonical key.
+    by_key: HashTable<u32>,
+    /// Users' lists by the hash of the user id.
+    by_user: HashTable<UserList>,
+    hash: KeyedHash,
     stats: RegistryStats,
     events: VecDeque<RegistryEvent>,
     connections: usize,
@@ -313,14 +443,25 @@ pub struct Registry {
 }
 
 impl Registry {
+    /// A registry whose index hashing is keyed by std's per-process secret.
     pub fn new(config: RegistryConfig) -> Result<Self, RegistryError> {
+        Self::with_entropy(config, &mut StdSecret)
+    }
+
+    /// A registry whose index hashing is keyed from `entropy` (16 bytes are drawn), e.g.
+    /// the generator's OS-seeded stream, or a fixed seed for a reproducible layout.
+    pub fn with_entropy(
+        config: RegistryConfig,
+        entropy: &mut dyn Entropy,
+    ) -> Result<Self, RegistryError> {
         config.validate()?;
         Ok(Self {
             config,
             slots: Vec::new(),
             free: Vec::new(),
-            by_key: HashMap::new(),
-            by_user: HashMap::new(),
+            by_key: HashTable::new(),
+            by_user: HashTable::new(),
+            hash: KeyedHash::from_entropy(entropy),
             stats: RegistryStats::default(),
             events: VecDeque::new(),
             connections: 0,
@@ -332,7 +473,9 @@ impl Registry {
         &self.config
     }
 
-    fn emit(&mut self, kind: EventKind, manager_id: Option<ManagerId>, key: &Arc<str>, at_ms: u64) {
+    /// Records an event; takes the key's `Arc` so the usual caller hands over a
+    /// reference it made anyway.
+    fn emit(&mut self, kind: EventKind, manager_id: Option<ManagerId>, key: SharedKey, at_ms: u64) {
         if self.config.event_capacity == 0 {
             return;
         }
@@ -343,7 +486,7 @@ impl Registry {
         self.events.push_back(RegistryEvent {
             kind,
             manager_id,
-            key: key.clone(),
+            key,
             at_ms,
         });
     }
@@ -359,50 +502,81 @@ impl Registry {
     }
 
     fn slot_of(&self, key: &str) -> Option<u32> {
-        if let Some(&s) = self.by_key.get(key) {
-            return Some(s);
+        self.slot_of_canonical(key)
+            .or_else(|| self.slot_of_older_form(key))
+    }
+
+    /// An older-form key names the same manager as its canonical form.
+    fn slot_of_older_form(&self, key: &str) -> Option<u32> {
+        if key.contains(':') {
+            return None;
         }
-        // An older-form key names the same manager as its canonical form.
-        if !key.contains(':') {
-            if let Ok(k) = IsolationKey::parse(key) {
-                return self.by_key.get(k.canonical().as_str()).copied();
-            }
-        }
-        None
+        let k = IsolationKey::parse(key).ok()?;
+        self.slot_of_canonical(&k.canonical())
+    }
+
+    fn slot_of_canonical(&self, key: &str) -> Option<u32> {
+        let h = spread(self.hash.text(key));
+        let slots = &self.slots;
+        self.by_key.find(h, |&s| key_is(slots, s, key)).copied()
     }
 
     fn at(&self, slot: u32) -> Option<&Manager> {
-        self.slots.get(slot as usize)?.manager.as_ref()
+        match self.slots.get(slot as usize)? {
+            Slot::Used(m) => Some(m),
+            Slot::Free(_) => None,
+        }
     }
 
     fn at_mut(&mut self, slot: u32) -> Option<&mut Manager> {
-        self.slots.get_mut(slot as usize)?.manager.as_mut()
+        match self.slots.get_mut(slot as usize)? {
+            Slot::Used(m) => Some(m),
+            Slot::Free(_) => None,
+        }
     }
 
-    fn user_slots(&self, user_id: &str) -> &[u32] {
-        self.by_user.get(user_id).map_or(&[], Vec::as_slice)
+    /// The user's list, if the user has managers.
+    fn user_list(&self, user_id: &str) -> Option<UserList> {
+        let h = spread(self.hash.text(user_id));
+        let slots = &self.slots;
+        self.by_user
+            .find(h, |l| user_of(slots, l.head) == Some(user_id))
+            .copied()
+    }
+
+    /// A user's slots, in list order.
+    fn user_slot_iter(&self, user_id: &str) -> UserSlots<'_> {
+        UserSlots {
+            slots: &self.slots,
+            next: self.user_list(user_id).map_or(NO_SLOT, |l| l.head),
+        }
     }
 
     /// Managers registered for one user.
     pub fn user_count(&self, user_id: &str) -> usize {
-        self.user_slots(user_id).len()
+        self.user_list(user_id).map_or(0, |l| l.count as usize)
     }
 
     /// Creates a manager for the context, or hands back the active one under the same
     /// key. Near the limit the user's stale managers are cleaned first; at the limit,
     /// again; still at the limit, the create is refused with `LimitExceeded`.
     pub fn create(&mut self, context: UserContext, now_ms: u64) -> Result<Created, RegistryError> {
-        let (user, thread) = (context.user_id(), context.thread_id());
-        let mut key_text = String::with_capacity(user.len() + 1 + thread.len());
-        key_text.push_str(user);
-        key_text.push(':');
-        key_text.push_str(thread);
-        if let Some(&slot) = self.by_key.get(key_text.as_str()) {
-            let m = self.at(slot).expect("indexed slot holds a manager");
-            if m.active {
-                let (id, key) = (m.id, m.key.clone());
+        // The context's text starts with its canonical key: nothing is built or
+        // allocated for it. It is hashed once; the same hash finds it now and files it
+        // below.
+        let key_text = context.key_text();
+        let key_hash = self.hash.text(key_text);
+        let h = spread(key_hash);
+        let slots = &self.slots;
+        let found = self
+            .by_key
+            .find(h, |&s| key_is(slots, s, key_text))
+            .copied();
+        if let Some(slot) = found {
+            if let Some(m) = self.at(slot).filter(|m| m.active) {
+                let (id, key) = (m.id, m.shared_key());
                 self.stats.managers_reused += 1;
-                self.emit(EventKind::Reused, Some(id), &key, now_ms);
+                self.emit(EventKind::Reused, Some(id), key, now_ms);
                 return Ok(Created {
                     id,
                     reused: true,
@@ -412,59 +586,63 @@ impl Registry {
             self.remove_slot(slot, CleanupReason::Replaced, now_ms);
         }
         let user = context.user_id();
+        let user_hash = self.hash.text(user);
         let mut stale_cleaned = 0;
         let max = self.config.max_managers_per_user;
-        // One lookup of the user's count on the usual path; recounted after a cleanup.
-        let mut user_count = self.user_count(user);
+        // One lookup of the user's list on the usual path; looked up again after a
+        // cleanup.
+        let mut user_count = self.user_count_hashed(user, user_hash);
         if user_count >= self.config.proactive_threshold() {
             stale_cleaned += self.cleanup_stale_inner(user, now_ms);
-            user_count = self.user_count(user);
+            user_count = self.user_count_hashed(user, user_hash);
         }
         if user_count >= max {
             stale_cleaned += self.cleanup_stale_inner(user, now_ms);
-            let count = self.user_count(user);
+            let count = self.user_count_hashed(user, user_hash);
             if count >= max {
                 self.stats.limit_hits += 1;
-                let key: Arc<str> = key_text.into();
-                self.emit(EventKind::LimitExceeded { count, max }, None, &key, now_ms);
+                let key = SharedKey::of(&context);
+                self.emit(EventKind::LimitExceeded { count, max }, None, key, now_ms);
                 return Err(RegistryError::LimitExceeded {
                     user_id: user.to_owned(),
                     max,
                 });
             }
         }
-        let key: Arc<str> = key_text.into();
-        let slot = match self.free.pop() {
-            Some(s) => s,
+        let key = SharedKey::of(&context);
+        let reused_slot = self
+            .free
+            .pop()
+            .and_then(|s| match self.slots.get(s as usize) {
+                Some(Slot::Free(g)) => Some((s, *g)),
+                _ => None,
+            });
+        let (slot, generation) = match reused_slot {
+            Some(sg) => sg,
             None => {
-                self.slots.push(Slot {
-                    generation: 0,
-                    manager: None,
-                });
-                (self.slots.len() - 1) as u32
+                self.slots.push(Slot::Free(0));
+                ((self.slots.len() - 1) as u32, 0)
             }
         };
-        let entry = &mut self.slots[slot as usize];
-        let id = ManagerId::new(slot, entry.generation);
-        match self.by_user.get_mut(context.user_id()) {
-            Some(v) => v.push(slot),
-            None => {
-                self.by_user.insert(context.user_id().into(), vec![slot]);
-            }
-        }
-        entry.manager = Some(Manager {
+        let id = ManagerId::new(slot, generation);
+        self.slots[slot as usize] = Slot::Used(Manager {
             id,
-            key: key.clone(),
             context,
             created_ms: now_ms,
             last_activity_ms: now_ms,
-            active: true,
             messages_routed: 0,
-            connections: Vec::new(),
+            connections: None,
+            key_hash,
+            user_prev: NO_SLOT,
+            user_next: NO_SLOT,
+            active: true,
         });
-        self.by_key.insert(key.clone(), slot);
+        self.push_user_slot(user_hash, slot);
+        let slots = &self.slots;
+        self.by_key
+            .insert_unique(h, slot, |&s| key_hash_of(slots, s));
         self.stats.managers_created += 1;
-        self.emit(EventKind::Created, Some(id), &key, now_ms);
+        self.emit(EventKind::Created, Some(id), key, now_ms);
         Ok(Created {
             id,
             reused: false,
@@ -472,26 +650,125 @@ impl Registry {
         })
     }
 
-    fn remove_slot(&mut self, slot: u32, reason: CleanupReason, now_ms: u64) -> Option<Manager> {
-        let entry = self.slots.get_mut(slot as usize)?;
-        let mut m = entry.manager.take()?;
-        entry.generation = entry.generation.wrapping_add(1);
-        self.free.push(slot);
-        self.by_key.remove(&m.key);
-        if let Some(v) = self.by_user.get_mut(m.context.user_id()) {
-            if let Some(i) = v.iter().position(|&s| s == slot) {
-                v.swap_remove(i);
+    fn user_count_hashed(&self, user_id: &str, user_hash: u32) -> usize {
+        let slots = &self.slots;
+        self.by_user
+            .find(spread(user_hash), |l| {
+                user_of(slots, l.head) == Some(user_id)
+            })
+            .map_or(0, |l| l.count as usize)
+    }
+
+    /// Appends `slot` (already holding its manager) to its user's list.
+    fn push_user_slot(&mut self, user_hash: u32, slot: u32) {
+        let slots = &self.slots;
+        let Some(user) = user_of(slots, slot) else {
+            return;
+        };
+        let entry = self.by_user.entry(
+            spread(user_hash),
+            |l| user_of(slots, l.head) == Some(user),
+            |l| user_of(slots, l.head).map_or(0, |u| spread(self.hash.text(u))),
+        );
+        let prev_tail = match entry {
+            hashbrown::hash_table::Entry::Occupied(mut o) => {
+                let l = o.get_mut();
+                let t = l.tail;
+                l.tail = slot;
+                l.count += 1;
+                t
             }
-            if v.is_empty() {
-                self.by_user.remove(m.context.user_id());
+            hashbrown::hash_table::Entry::Vacant(v) => {
+                v.insert(UserList {
+                    head: slot,
+                    tail: slot,
+                    count: 1,
+                });
+                NO_SLOT
             }
+        };
+        if prev_tail != NO_SLOT {
+            set_links(&mut self.slots, prev_tail, None, Some(slot));
+            set_links(&mut self.slots, slot, Some(prev_tail), None);
         }
-        self.connections -= m.connections.len();
-        if !m.active {
+    }
+
+    /// Takes `slot` out of its user's list the way `Vec::swap_remove` takes an element
+    /// out: the last one moves into its place.
+    fn unlink_user_slot(&mut self, slot: u32) {
+        let slots = &self.slots;
+        let Some(Slot::Used(m)) = slots.get(slot as usize) else {
+            return;
+        };
+        let (xp, xn, user) = (m.user_prev, m.user_next, m.user_id());
+        let Ok(mut entry) = self.by_user.find_entry(spread(self.hash.text(user)), |l| {
+            user_of(slots, l.head) == Some(user)
+        }) else {
+            return;
+        };
+        let list = entry.get_mut();
+        if list.count <= 1 {
+            entry.remove();
+            return;
+        }
+        list.count -= 1;
+        let t = list.tail;
+        if t == slot {
+            list.tail = xp;
+            set_links(&mut self.slots, xp, None, Some(NO_SLOT));
+            return;
+        }
+        let tp = match self.slots.get(t as usize) {
+            Some(Slot::Used(m)) => m.user_prev,
+            _ => NO_SLOT,
+        };
+        if xp == NO_SLOT {
+            list.head = t;
+        }
+        if tp == slot {
+            // The last one directly follows `slot`: it just moves up.
+            list.tail = t;
+            set_links(&mut self.slots, t, Some(xp), Some(NO_SLOT));
+        } else {
+            list.tail = tp;
+            set_links(&mut self.slots, tp, None, Some(NO_SLOT));
+            set_links(&mut self.slots, t, Some(xp), Some(xn));
+            set_links(&mut self.slots, xn, Some(t), None);
+        }
+        if xp != NO_SLOT {
+            set_links(&mut self.slots, xp, None, Some(t));
+        }
+    }
+
+    /// Unregisters the manager in `slot`; false when the slot holds none. The manager is
+    /// dropped where it lies (no move of it out of the slab).
+    fn remove_slot(&mut self, slot: u32, reason: CleanupReason, now_ms: u64) -> bool {
+        let Some(m) = self.at(slot) else {
+            return false;
+        };
+        let h = spread(m.key_hash);
+        if let Ok(e) = self.by_key.find_entry(h, |&s| s == slot) {
+            e.remove();
+        }
+        self.release_slot(slot, reason, now_ms)
+    }
+
+    /// The rest of [`Self::remove_slot`], for a slot already out of the key index.
+    fn release_slot(&mut self, slot: u32, reason: CleanupReason, now_ms: u64) -> bool {
+        let Some(m) = self.at(slot) else {
+            return false;
+        };
+        let (id, key) = (m.id, m.shared_key());
+        let (connections, active) = (m.connections().len(), m.active);
+        self.unlink_user_slot(slot);
+        if let Some(entry) = self.slots.get_mut(slot as usize) {
+            *entry = Slot::Free(id.generation().wrapping_add(1));
+        }
+        self.free.push(slot);
+        self.connections -= connections;
+        if !active {
             self.inactive -= 1;
         }
-        m.connections.clear();
-        m.active = false;
         self.stats.managers_cleaned_up += 1;
         match reason {
             CleanupReason::Stale => self.stats.stale_cleaned += 1,
@@ -499,9 +776,8 @@ impl Registry {
             CleanupReason::Forced => self.stats.forced_cleaned += 1,
             _ => {}
         }
-        let key = m.key.clone();
-        self.emit(EventKind::CleanedUp { reason }, Some(m.id), &key, now_ms);
-        Some(m)
+        self.emit(EventKind::CleanedUp { reason }, Some(id), key, now_ms);
+        true
     }
 
     /// The manager under a key (canonical, or the older form).
@@ -511,11 +787,7 @@ impl Registry {
 
     /// The manager behind a handle, while it is registered.
     pub fn manager(&self, id: ManagerId) -> Option<&Manager> {
-        let s = self.slots.get(id.slot() as usize)?;
-        if s.generation != id.generation() {
-            return None;
-        }
-        s.manager.as_ref()
+        self.at(id.slot()).filter(|m| m.id == id)
     }
 
     /// Registered and active.
@@ -525,10 +797,15 @@ impl Registry {
 
     /// Removes the manager under a key; false when there is none.
     pub fn cleanup(&mut self, key: &str, now_ms: u64) -> bool {
-        match self.slot_of(key) {
-            Some(slot) => self
-                .remove_slot(slot, CleanupReason::Explicit, now_ms)
-                .is_some(),
+        // A canonical key is found and taken out of the key index in one probe.
+        let h = spread(self.hash.text(key));
+        let slots = &self.slots;
+        if let Ok(e) = self.by_key.find_entry(h, |&s| key_is(slots, s, key)) {
+            let (slot, _) = e.remove();
+            return self.release_slot(slot, CleanupReason::Explicit, now_ms);
+        }
+        match self.slot_of_older_form(key) {
+            Some(slot) => self.remove_slot(slot, CleanupReason::Explicit, now_ms),
             None => false,
         }
     }
@@ -539,7 +816,6 @@ impl Registry {
             return false;
         }
         self.remove_slot(id.slot(), CleanupReason::Explicit, now_ms)
-            .is_some()
     }
 
     fn remove_user_where(
@@ -550,9 +826,7 @@ impl Registry {
         pick: impl Fn(&Manager) -> bool,
     ) -> usize {
         let doomed: Vec<u32> = self
-            .user_slots(user_id)
-            .iter()
-            .copied()
+            .user_slot_iter(user_id)
             .filter(|&s| self.at(s).is_some_and(&pick))
             .collect();
         for &s in &doomed {
@@ -584,7 +858,7 @@ impl Registry {
         let timeout = self.config.connection_timeout_ms;
         let doomed: Vec<u32> = self
             .by_key
-            .values()
+            .iter()
             .copied()
             .filter(|&s| {
                 self.at(s)
@@ -608,7 +882,7 @@ impl Registry {
 
     /// Removes every manager; returns how many.
     pub fn shutdown(&mut self, now_ms: u64) -> usize {
-        let all: Vec<u32> = self.by_key.values().copied().collect();
+        let all: Vec<u32> = self.by_key.iter().copied().collect();
         for &s in &all {
             self.remove_slot(s, CleanupReason::Shutdown, now_ms);
         }
@@ -636,7 +910,7 @@ impl Registry {
         let m = self.at(slot).expect("indexed slot holds a manager");
         if connection.user_id != m.user_id() {
             let err = RegistryError::IsolationViolation {
-                key: m.key.to_string(),
+                key: m.key().to_owned(),
                 manager_user: m.user_id().to_owned(),
                 connection_id: connection.connection_id,
                 connection_user: connection.user_id,
@@ -646,30 +920,31 @@ impl Registry {
         }
         if !m.active {
             return Err(RegistryError::Inactive {
-                key: m.key.to_string(),
+                key: m.key().to_owned(),
             });
         }
         let m = self.at_mut(slot).expect("indexed slot holds a manager");
         let cid = connection.connection_id.clone();
-        let added = match m.connections.iter_mut().find(|c| c.connection_id == cid) {
+        let list = m.connections.get_or_insert_with(Box::default);
+        let added = match list.iter_mut().find(|c| c.connection_id == cid) {
             Some(c) => {
                 *c = connection;
                 false
             }
             None => {
-                m.connections.push(connection);
+                list.push(connection);
                 true
             }
         };
         m.last_activity_ms = now_ms.max(m.last_activity_ms);
-        let (id, k) = (m.id, m.key.clone());
+        let (id, k) = (m.id, m.shared_key());
         if added {
             self.connections += 1;
         }
         self.emit(
             EventKind::ConnectionAdded { connection_id: cid },
             Some(id),
-            &k,
+            k,
             now_ms,
         );
         Ok(())
@@ -684,23 +959,25 @@ impl Registry {
     ) -> Result<bool, RegistryError> {
         let slot = self.live_slot(key)?;
         let m = self.at_mut(slot).expect("indexed slot holds a manager");
-        let Some(i) = m
-            .connections
-            .iter()
-            .position(|c| c.connection_id == connection_id)
-        else {
+        let Some(list) = m.connections.as_mut() else {
             return Ok(false);
         };
-        m.connections.remove(i);
+        let Some(i) = list.iter().position(|c| c.connection_id == connection_id) else {
+            return Ok(false);
+        };
+        list.remove(i);
+        if list.is_empty() {
+            m.connections = None;
+        }
         m.last_activity_ms = now_ms.max(m.last_activity_ms);
-        let (id, k) = (m.id, m.key.clone());
+        let (id, k) = (m.id, m.shared_key());
         self.connections -= 1;
         self.emit(
             EventKind::ConnectionRemoved {
                 connection_id: connection_id.to_owned(),
             },
             Some(id),
-            &k,
+            k,
             now_ms,
         );
         Ok(true)
@@ -711,10 +988,10 @@ impl Registry {
     pub fn deactivate(&mut self, key: &str, now_ms: u64) -> Result<usize, RegistryError> {
         let slot = self.live_slot(key)?;
         let m = self.at_mut(slot).expect("indexed slot holds a manager");
-        let n = m.connections.len();
-        m.connections.clear();
+        let n = m.connections().len();
+        m.connections = None;
         let was_active = std::mem::replace(&mut m.active, false);
-        let (id, k) = (m.id, m.key.clone());
+        let (id, k) = (m.id, m.shared_key());
         self.connections -= n;
         if was_active {
             self.inactive += 1;
@@ -722,7 +999,7 @@ impl Registry {
         self.emit(
             EventKind::Deactivated { connections: n },
             Some(id),
-            &k,
+            k,
             now_ms,
         );
         Ok(n)
@@ -748,7 +1025,7 @@ impl Registry {
         let m = self.at_mut(slot).expect("indexed slot holds a manager");
         if m.user_id() != user_id {
             let err = RegistryError::IsolationViolation {
-                key: m.key.to_string(),
+                key: m.key().to_owned(),
                 manager_user: m.user_id().to_owned(),
                 connection_id: "(message)".to_owned(),
                 connection_user: user_id.to_owned(),
@@ -758,13 +1035,13 @@ impl Registry {
         }
         if !m.active {
             return Err(RegistryError::Inactive {
-                key: m.key.to_string(),
+                key: m.key().to_owned(),
             });
         }
         m.last_activity_ms = now_ms.max(m.last_activity_ms);
         m.messages_routed += 1;
         let out: Vec<String> = m
-            .connections
+            .connections()
             .iter()
             .map(|c| c.connection_id.clone())
             .collect();
@@ -774,9 +1051,7 @@ impl Registry {
 
     /// Recovery: the user's manager filed under exactly this thread id.
     pub fn find_by_thread(&self, user_id: &str, thread_id: &str) -> Option<&Manager> {
-        self.user_slots(user_id)
-            .iter()
-            .filter_map(|&s| self.at(s))
+        self.user_managers(user_id)
             .find(|m| m.thread_id() == thread_id)
     }
 
@@ -793,12 +1068,12 @@ impl Registry {
     pub fn iter(&self) -> impl Iterator<Item = (&str, &Manager)> {
         self.by_key
             .iter()
-            .filter_map(|(k, &s)| self.at(s).map(|m| (&**k, m)))
+            .filter_map(|&s| self.at(s).map(|m| (m.key(), m)))
     }
 
     /// A user's managers.
     pub fn user_managers(&self, user_id: &str) -> impl Iterator<Item = &Manager> {
-        self.user_slots(user_id).iter().filter_map(|&s| self.at(s))
+        self.user_slot_iter(user_id).filter_map(|s| self.at(s))
     }
 
     /// Registered managers.
@@ -826,10 +1101,64 @@ impl Registry {
         let mut v: Vec<(String, usize)> = self
             .by_user
             .iter()
-            .map(|(u, s)| (u.to_string(), s.len()))
+            .filter_map(|l| Some((user_of(&self.slots, l.head)?.to_owned(), l.count as usize)))
             .collect();
         v.sort_unstable(); // user ids are unique: the same order as a stable sort
         v
+    }
+}
+
+/// Whether the manager in `slot` is filed under `key`.
+fn key_is(slots: &[Slot], slot: u32, key: &str) -> bool {
+    matches!(slots.get(slot as usize), Some(Slot::Used(m)) if m.key() == key)
+}
+
+/// The user id of the manager in `slot`.
+fn user_of(slots: &[Slot], slot: u32) -> Option<&str> {
+    match slots.get(slot as usize)? {
+        Slot::Used(m) => Some(m.user_id()),
+        Slot::Free(_) => None,
+    }
+}
+
+/// The key index's hash of the manager in `slot` (for the table's growth).
+fn key_hash_of(slots: &[Slot], slot: u32) -> u64 {
+    match slots.get(slot as usize) {
+        Some(Slot::Used(m)) => spread(m.key_hash),
+        _ => 0,
+    }
+}
+
+/// Sets the user-list neighbours of the manager in `slot` (`None` leaves one as it is).
+fn set_links(slots: &mut [Slot], slot: u32, prev: Option<u32>, next: Option<u32>) {
+    if let Some(Slot::Used(m)) = slots.get_mut(slot as usize) {
+        if let Some(p) = prev {
+            m.user_prev = p;
+        }
+        if let Some(n) = next {
+            m.user_next = n;
+        }
+    }
+}
+
+/// A user's slots, following the list.
+struct UserSlots<'a> {
+    slots: &'a [Slot],
+    next: u32,
+}
+
+impl Iterator for UserSlots<'_> {
+    type Item = u32;
+
+    fn next(&mut self) -> Option<u32> {
+        let s = self.next;
+        match self.slots.get(s as usize)? {
+            Slot::Used(m) => {
+                self.next = m.user_next;
+                Some(s)
+            }
+            Slot::Free(_) => None,
+        }
     }
 }
 
@@ -1041,6 +1370,121 @@ mod tests {
             ),
             (2, 2, 0)
         );
+    }
+
+    #[test]
+    fn user_lists_keep_the_order_of_push_and_swap_remove() {
+        // The order a user's managers are visited in (cleanups and their events follow
+        // it) is the order the former `Vec<u32>` with push / swap_remove had.
+        let mut r = Registry::with_entropy(
+            RegistryConfig {
+                max_managers_per_user: 1000,
+                ..RegistryConfig::default()
+            },
+            &mut crate::entropy::SeededEntropy::from_seed(5),
+        )
+        .unwrap();
+        let mut model: Vec<Vec<String>> = vec![Vec::new(), Vec::new()];
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        for step in 0..4000u64 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let u = (x % 2) as usize;
+            let user = format!("u{u}");
+            let list = &mut model[u];
+            if list.is_empty() || x % 5 < 3 {
+                let thread = format!("thread_{step}");
+                r.create(ctx(&user, &thread), 0).unwrap();
+                list.push(thread);
+            } else {
+                let i = (x >> 8) as usize % list.len();
+                let thread = list.swap_remove(i);
+                assert!(r.cleanup(&format!("{user}:{thread}"), 0));
+            }
+            let got: Vec<&str> = r.user_managers(&user).map(|m| m.thread_id()).collect();
+            assert_eq!(got, *list, "step {step}");
+            assert_eq!(r.user_count(&user), list.len());
+        }
+        assert_eq!(r.len(), model[0].len() + model[1].len());
+        let counts = r.user_counts();
+        let want: Vec<(String, usize)> = (0..2)
+            .filter(|&u| !model[u].is_empty())
+            .map(|u| (format!("u{u}"), model[u].len()))
+            .collect();
+        assert_eq!(counts, want);
+    }
+
+    #[test]
+    fn seeded_registries_lay_out_alike_and_behave_like_new() {
+        let run = |mut r: Registry| {
+            for i in 0..300 {
+                r.create(ctx(&format!("u{}", i % 30), &format!("thread_{i}")), 0)
+                    .unwrap();
+            }
+            for i in (0..300).step_by(3) {
+                assert!(r.cleanup(&format!("u{}:thread_{i}", i % 30), 1));
+            }
+            let order: Vec<String> = r.iter().map(|(k, _)| k.to_owned()).collect();
+            (order, r.stats(), r.user_counts())
+        };
+        let seeded = || {
+            Registry::with_entropy(
+                RegistryConfig::default(),
+                &mut crate::entropy::SeededEntropy::from_seed(11),
+            )
+            .unwrap()
+        };
+        let (a, b) = (run(seeded()), run(seeded()));
+        // Same seed, same table layout: iteration order is reproducible.
+        assert_eq!(a, b);
+        let c = run(Registry::new(RegistryConfig::default()).unwrap());
+        let sorted = |v: &[String]| {
+            let mut v = v.to_vec();
+            v.sort();
+            v
+        };
+        assert_eq!(sorted(&a.0), sorted(&c.0));
+        assert_eq!((a.1, a.2), (c.1, c.2));
+        assert_eq!(a.0.len(), 200);
+        // A bad config is refused whatever the seed.
+        assert!(Registry::with_entropy(
+            RegistryConfig {
+                max_managers_per_user: 0,
+                ..RegistryConfig::default()
+            },
+            &mut crate::entropy::SeededEntropy::from_seed(1),
+        )
+        .is_err());
+    }
+
+    #[test]
+    fn events_keep_the_key_text_after_the_manager_is_gone() {
+        let mut r = Registry::new(RegistryConfig::default()).unwrap();
+        let c = ctx("u1", "thread_a:b");
+        assert_eq!(c.key_text(), "u1:thread_a:b");
+        r.create(c, 0).unwrap();
+        assert_eq!(r.get("u1:thread_a:b").unwrap().key(), "u1:thread_a:b");
+        assert!(r.cleanup("u1:thread_a:b", 1));
+        let ev = r.drain_events();
+        assert_eq!(ev.len(), 2);
+        assert_eq!(
+            (ev[1].key(), ev[1].user_id(), ev[1].thread_id()),
+            ("u1:thread_a:b", "u1", "thread_a:b")
+        );
+        assert_eq!(ev[0], ev[0].clone());
+        assert_ne!(ev[0], ev[1]);
+        assert_eq!(
+            format!("{:?}", ev[0]),
+            r#"RegistryEvent { kind: Created, manager_id: Some(ManagerId(0)), key: "u1:thread_a:b", at_ms: 0 }"#
+        );
+    }
+
+    #[test]
+    fn a_manager_costs_no_more_than_before() {
+        // Slab entries: the free/used tag lives in a niche of the manager.
+        assert_eq!(std::mem::size_of::<Slot>(), std::mem::size_of::<Manager>());
+        assert!(std::mem::size_of::<Manager>() <= 160);
     }
 
     #[test]
