@@ -4,8 +4,10 @@ use std::sync::{Arc, Mutex};
 
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList};
-use threadline::tracker::{Comparison, Snapshot, Violation};
-use threadline::{Analysis, ReportLimits, SnapshotFilter, SnapshotInput, Tracker};
+use threadline::tracker::{Comparison, Snapshot, StoredMetadata, Violation};
+use threadline::{
+    Analysis, Entropy, ReportLimits, SeededEntropy, SnapshotFilter, SnapshotInput, Tracker,
+};
 
 use crate::context::PyUserContext;
 use crate::registry::PyRegistryEvent;
@@ -72,12 +74,12 @@ impl PySnapshot {
 
     /// A copy of the metadata, taken under the tracker's lock (released before any
     /// Python object is made).
-    fn metadata_copy(&self) -> Option<threadline::Metadata> {
+    fn metadata_copy(&self) -> Option<StoredMetadata> {
         match &self.metadata_in {
-            None => self.inner.metadata.as_deref().cloned(),
+            None => self.inner.metadata.clone(),
             Some(t) => lock(&t.get().inner)
                 .snapshot(self.inner.index)
-                .and_then(|s| s.metadata.as_deref().cloned()),
+                .and_then(|s| s.metadata.clone()),
         }
     }
 }
@@ -126,7 +128,7 @@ impl PySnapshot {
             user_id: a(user_id),
             websocket_client_id: a(websocket_client_id),
             mismatch: false,
-            metadata: (!md.is_empty()).then(|| Box::new(md)),
+            metadata: (!md.is_empty()).then(|| md.into()),
         };
         inner.mismatch = inner.has_mismatch();
         Ok(Self::owned(inner))
@@ -187,12 +189,12 @@ impl PySnapshot {
     fn metadata<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
         if self.metadata_in.is_some() {
             return match self.metadata_copy() {
-                Some(m) => map_to_py(py, &m),
+                Some(m) => map_to_py(py, &m.to_map()),
                 None => Ok(PyDict::new(py)),
             };
         }
         match &self.inner.metadata {
-            Some(m) => map_to_py(py, m),
+            Some(m) => map_to_py(py, &m.to_map()),
             None => Ok(PyDict::new(py)),
         }
     }
@@ -215,7 +217,7 @@ impl PySnapshot {
     fn to_dict<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
         let v = if self.metadata_in.is_some() {
             let mut s = without_metadata(&self.inner);
-            s.metadata = self.metadata_copy().map(Box::new);
+            s.metadata = self.metadata_copy();
             serde_json::to_value(&s)
         } else {
             serde_json::to_value(&self.inner)
@@ -309,6 +311,14 @@ fn comparison_dict<'py>(py: Python<'py>, c: &Comparison) -> PyResult<Bound<'py, 
     json_to_py(py, &v)
 }
 
+/// A random key for a tracker's hash tables, from the core's OS-seeded entropy: the ids
+/// a tracker interns come from outside, so their hashes must not be predictable.
+fn hash_seed() -> PyResult<u64> {
+    let mut b = [0u8; 8];
+    SeededEntropy::from_os().py()?.fill(&mut b);
+    Ok(u64::from_le_bytes(b))
+}
+
 /// The consistency tracker (the suite's `ThreadIDConsistencyTracker`, fixed).
 #[pyclass(frozen, name = "Tracker", module = "threadline._native")]
 pub struct PyTracker {
@@ -335,6 +345,7 @@ impl PyTracker {
             None => Tracker::new(start),
             Some(c) => Tracker::bounded(start, c).py()?,
         };
+        let t = t.with_hash_seed(hash_seed()?);
         Ok(Self {
             inner: Mutex::new(t),
         })
@@ -487,7 +498,10 @@ impl PyTracker {
             max_bytes: max_bytes.unwrap_or(d.max_bytes),
             max_depth: max_depth.unwrap_or(d.max_depth),
         };
-        let t = py.detach(|| Tracker::from_json(&text, limits)).py()?;
+        let seed = hash_seed()?;
+        let t = py
+            .detach(|| Tracker::from_json(&text, limits).map(|t| t.with_hash_seed(seed)))
+            .py()?;
         Ok(Self {
             inner: Mutex::new(t),
         })
