@@ -736,7 +736,6 @@ class WebSocketManagerFactory:
         self._acquire = self._lock.acquire
         self._release = self._lock.release
         self._wrappers: Dict[int, IsolatedWebSocketManager] = {}
-        self._ids_by_key: Dict[str, int] = {}
         self._observers: List[Any] = []
         self._active_managers: Mapping[str, IsolatedWebSocketManager] = _ActiveManagers(self)
 
@@ -762,8 +761,6 @@ class WebSocketManagerFactory:
         w = self._wrappers.pop(manager_id, None)
         if w is not None:
             w._connection_objects.clear()
-            if self._ids_by_key.get(w._isolation_key) == manager_id:
-                del self._ids_by_key[w._isolation_key]
 
     def _prune_locked(self) -> None:
         """After a cleanup that may remove several managers: forget every wrapper whose
@@ -783,7 +780,7 @@ class WebSocketManagerFactory:
             observers = self._observers
             try:
                 # Nobody listening: the registry drops its events in the same call.
-                mid, stale_cleaned, at_ms, key = self._registry.create_quiet(native_ctx, not observers)
+                mid, stale_cleaned, at_ms, key, replaced = self._registry.create_quiet(native_ctx, not observers)
             except ManagerLimitError:
                 self._prune_locked()  # stale managers may have been cleaned first
                 raise
@@ -792,13 +789,11 @@ class WebSocketManagerFactory:
                     self._pump_locked()
             w = self._wrappers.get(mid)
             if w is None:
-                old = self._ids_by_key.get(key)
-                if old is not None:
+                if replaced is not None:
                     # An inactive manager under the same key was replaced.
-                    self._forget_locked(old)
+                    self._forget_locked(replaced)
                 w = IsolatedWebSocketManager(self, mid, key, ctx, at_ms)
                 self._wrappers[mid] = w
-                self._ids_by_key[key] = mid
             if stale_cleaned:
                 self._prune_locked()
             return w
@@ -818,16 +813,8 @@ class WebSocketManagerFactory:
         try:
             observers = self._observers
             try:
-                mid = self._registry.remove_quiet(isolation_key, not observers)
-                if mid is None:
-                    return False
-                w = self._wrappers.pop(mid, None)  # _forget_locked, inline
-                if w is not None:
-                    w._connection_objects.clear()
-                    ids = self._ids_by_key
-                    if ids.get(w._isolation_key) == mid:
-                        del ids[w._isolation_key]
-                return True
+                # Removes the manager and forgets its wrapper (_forget_locked) in one call.
+                return self._registry.remove_quiet(isolation_key, not observers, self._wrappers)
             finally:
                 if observers:
                     self._pump_locked()
