@@ -170,6 +170,20 @@ impl StoredMetadata {
             .collect()
     }
 
+    /// From entries in any order: sorted by key as a map would hold them, and of equal
+    /// keys the last one kept (as inserting them into a map one by one would).
+    pub fn from_entries(mut entries: Vec<(Box<str>, StoredValue)>) -> Self {
+        entries.sort_by(|a, b| a.0.cmp(&b.0)); // stable: equal keys keep their order
+        let mut out: Vec<(Box<str>, StoredValue)> = Vec::with_capacity(entries.len());
+        for e in entries {
+            match out.last_mut() {
+                Some(last) if last.0 == e.0 => *last = e,
+                _ => out.push(e),
+            }
+        }
+        Self(out.into_boxed_slice())
+    }
+
     fn from_map(m: serde_json::Map<String, serde_json::Value>) -> Self {
         Self(
             m.into_iter()
@@ -589,7 +603,20 @@ impl Tracker {
     /// violation. Disagreeing thread ids record a CRITICAL `thread_id_mismatch`.
     pub fn take_snapshot(
         &mut self,
+        mut input: SnapshotInput<'_>,
+        now_ms: u64,
+    ) -> Result<SnapshotOutcome, ReportError> {
+        let metadata = input.metadata.take().map(StoredMetadata::from);
+        self.take_snapshot_stored(input, metadata, now_ms)
+    }
+
+    /// [`Tracker::take_snapshot`] with the metadata already in its stored form
+    /// (`input.metadata` is ignored): a binding that builds it straight from its own
+    /// values skips the intermediate map.
+    pub fn take_snapshot_stored(
+        &mut self,
         input: SnapshotInput<'_>,
+        metadata: Option<StoredMetadata>,
         now_ms: u64,
     ) -> Result<SnapshotOutcome, ReportError> {
         check_name("operation", input.operation)?;
@@ -622,10 +649,7 @@ impl Tracker {
             user_id: self.intern_opt(input.user_id),
             websocket_client_id: input.websocket_client_id.map(Arc::from),
             mismatch: false,
-            metadata: input
-                .metadata
-                .filter(|m| !m.is_empty())
-                .map(StoredMetadata::from),
+            metadata: metadata.filter(|m| !m.is_empty()),
         };
         let mut snap = snap;
         snap.mismatch = snap.has_mismatch();
@@ -1737,6 +1761,30 @@ ANALYSIS:
                 before: 1,
                 after: 0
             }]
+        );
+    }
+
+    #[test]
+    fn stored_metadata_is_the_map_it_was_made_from() {
+        let v: serde_json::Value =
+            serde_json::json!({"b": [1, -2, 2.5, null, true, "x"], "a": {"z": {}, "y": "t"}});
+        let m: Metadata = match v.clone() {
+            serde_json::Value::Object(o) => o.into_iter().collect(),
+            _ => unreachable!(),
+        };
+        let s = StoredMetadata::from(m.clone());
+        assert_eq!(s.to_map(), m);
+        assert_eq!(serde_json::to_value(&s).unwrap(), v);
+        let e = StoredMetadata::from_entries(vec![
+            ("b".into(), StoredValue::Null),
+            ("a".into(), StoredValue::Bool(false)),
+            ("b".into(), StoredValue::Bool(true)),
+        ]);
+        let keys: Vec<&str> = e.iter().map(|(k, _)| k).collect();
+        assert_eq!(keys, ["a", "b"]);
+        assert_eq!(
+            e.iter().nth(1).map(|(_, v)| v),
+            Some(&StoredValue::Bool(true))
         );
     }
 

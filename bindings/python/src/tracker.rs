@@ -11,7 +11,10 @@ use threadline::{
 
 use crate::context::PyUserContext;
 use crate::registry::PyRegistryEvent;
-use crate::{json_to_py, lock, map_to_py, metadata_arg, now_or, system_now_ms, Kind, PyResultExt};
+use crate::{
+    json_to_py, lock, map_to_py, metadata_arg, now_or, stored_metadata_arg, system_now_ms, Kind,
+    PyResultExt,
+};
 
 /// One recorded moment (the seed's `ThreadIdSnapshot`). Immutable.
 #[pyclass(frozen, name = "Snapshot", module = "threadline._native")]
@@ -327,9 +330,14 @@ pub struct PyTracker {
 
 impl PyTracker {
     /// Takes one snapshot under one hold of the lock and returns it.
-    fn record(slf: &Bound<'_, Self>, input: SnapshotInput<'_>, now: u64) -> PyResult<PySnapshot> {
+    fn record(
+        slf: &Bound<'_, Self>,
+        input: SnapshotInput<'_>,
+        metadata: Option<StoredMetadata>,
+        now: u64,
+    ) -> PyResult<PySnapshot> {
         let mut t = lock(&slf.get().inner);
-        let out = t.take_snapshot(input, now).py()?;
+        let out = t.take_snapshot_stored(input, metadata, now).py()?;
         PySnapshot::recorded(slf, &t, out.index)
     }
 }
@@ -371,7 +379,7 @@ impl PyTracker {
         metadata: Option<&Bound<'_, PyDict>>,
         now_ms: Option<u64>,
     ) -> PyResult<PySnapshot> {
-        let md = metadata_arg(metadata)?;
+        let md = stored_metadata_arg(metadata)?;
         let ctx = context.as_deref().map(|c| &c.inner);
         let input = SnapshotInput {
             operation,
@@ -382,9 +390,9 @@ impl PyTracker {
             manager_instance_id,
             isolation_key,
             cleanup_lookup_thread_id,
-            metadata: Some(md),
+            metadata: None,
         };
-        Self::record(slf, input, now_or(now_ms))
+        Self::record(slf, input, md, now_or(now_ms))
     }
 
     /// `take_snapshot` of a context, a manager's context and handle and an isolation
@@ -400,7 +408,7 @@ impl PyTracker {
         isolation_key: Option<&str>,
         metadata: Option<&Bound<'_, PyDict>>,
     ) -> PyResult<PySnapshot> {
-        let md = metadata_arg(metadata)?;
+        let md = stored_metadata_arg(metadata)?;
         let ctx = context.map(|c| &c.get().inner);
         let input = SnapshotInput {
             operation,
@@ -411,9 +419,9 @@ impl PyTracker {
             manager_instance_id,
             isolation_key,
             cleanup_lookup_thread_id: None,
-            metadata: Some(md),
+            metadata: None,
         };
-        Self::record(slf, input, system_now_ms())
+        Self::record(slf, input, md, system_now_ms())
     }
 
     /// A cleanup looking for `target_thread_id`, recorded beside the latest manager
