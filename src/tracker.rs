@@ -11,6 +11,7 @@ use std::collections::{HashMap, HashSet, VecDeque};
 use std::fmt::Write as _;
 use std::sync::Arc;
 
+use foldhash::fast::FixedState;
 use serde::{Deserialize, Serialize};
 
 use crate::context::{Metadata, UserContext};
@@ -120,13 +121,142 @@ pub struct Snapshot {
     /// Derived from the four thread ids; written for readers, recomputed on load.
     pub mismatch: bool,
     #[serde(serialize_with = "ser_metadata")]
-    pub metadata: Option<Box<Metadata>>,
+    pub metadata: Option<StoredMetadata>,
 }
 
-fn ser_metadata<S: serde::Serializer>(m: &Option<Box<Metadata>>, s: S) -> Result<S::Ok, S::Error> {
+fn ser_metadata<S: serde::Serializer>(m: &Option<StoredMetadata>, s: S) -> Result<S::Ok, S::Error> {
     match m {
         Some(m) => m.serialize(s),
         None => Metadata::new().serialize(s),
+    }
+}
+
+/// A snapshot's metadata as kept: the same JSON as the [`Metadata`] it was made from
+/// (serialised identically, keys in the same order), in a tenth of the memory. A
+/// `BTreeMap` allocates a node for 11 entries however few it holds (about 640 bytes per
+/// map and per nested map), and a tracker keeps every snapshot's metadata: that memory,
+/// not the instructions, was most of the time of a snapshot with small metadata.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct StoredMetadata(Box<[(Box<str>, StoredValue)]>);
+
+/// A JSON value inside [`StoredMetadata`].
+#[derive(Debug, Clone, PartialEq)]
+pub enum StoredValue {
+    Null,
+    Bool(bool),
+    Number(serde_json::Number),
+    String(Box<str>),
+    Array(Box<[StoredValue]>),
+    Object(StoredMetadata),
+}
+
+impl StoredMetadata {
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// Entries in key order.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &StoredValue)> {
+        self.0.iter().map(|(k, v)| (&**k, v))
+    }
+
+    /// The metadata as a map again.
+    pub fn to_map(&self) -> Metadata {
+        self.iter()
+            .map(|(k, v)| (k.to_owned(), v.to_value()))
+            .collect()
+    }
+
+    /// From entries in any order: sorted by key as a map would hold them, and of equal
+    /// keys the last one kept (as inserting them into a map one by one would).
+    pub fn from_entries(mut entries: Vec<(Box<str>, StoredValue)>) -> Self {
+        entries.sort_by(|a, b| a.0.cmp(&b.0)); // stable: equal keys keep their order
+        let mut out: Vec<(Box<str>, StoredValue)> = Vec::with_capacity(entries.len());
+        for e in entries {
+            match out.last_mut() {
+                Some(last) if last.0 == e.0 => *last = e,
+                _ => out.push(e),
+            }
+        }
+        Self(out.into_boxed_slice())
+    }
+
+    fn from_map(m: serde_json::Map<String, serde_json::Value>) -> Self {
+        Self(
+            m.into_iter()
+                .map(|(k, v)| (k.into_boxed_str(), StoredValue::from(v)))
+                .collect(),
+        )
+    }
+}
+
+impl From<Metadata> for StoredMetadata {
+    fn from(m: Metadata) -> Self {
+        Self(
+            m.into_iter()
+                .map(|(k, v)| (k.into_boxed_str(), StoredValue::from(v)))
+                .collect(),
+        )
+    }
+}
+
+impl StoredValue {
+    pub fn to_value(&self) -> serde_json::Value {
+        use serde_json::Value;
+        match self {
+            Self::Null => Value::Null,
+            Self::Bool(b) => Value::Bool(*b),
+            Self::Number(n) => Value::Number(n.clone()),
+            Self::String(s) => Value::String(s.to_string()),
+            Self::Array(a) => Value::Array(a.iter().map(Self::to_value).collect()),
+            Self::Object(m) => Value::Object(
+                m.iter()
+                    .map(|(k, v)| (k.to_owned(), v.to_value()))
+                    .collect(),
+            ),
+        }
+    }
+}
+
+impl From<serde_json::Value> for StoredValue {
+    fn from(v: serde_json::Value) -> Self {
+        use serde_json::Value;
+        match v {
+            Value::Null => Self::Null,
+            Value::Bool(b) => Self::Bool(b),
+            Value::Number(n) => Self::Number(n),
+            Value::String(s) => Self::String(s.into_boxed_str()),
+            Value::Array(a) => Self::Array(a.into_iter().map(Self::from).collect()),
+            Value::Object(m) => Self::Object(StoredMetadata::from_map(m)),
+        }
+    }
+}
+
+impl Serialize for StoredMetadata {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut m = s.serialize_map(Some(self.0.len()))?;
+        for (k, v) in self.0.iter() {
+            m.serialize_entry(&**k, v)?;
+        }
+        m.end()
+    }
+}
+
+impl Serialize for StoredValue {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Self::Null => s.serialize_unit(),
+            Self::Bool(b) => s.serialize_bool(*b),
+            Self::Number(n) => n.serialize(s),
+            Self::String(x) => s.serialize_str(x),
+            Self::Array(a) => a.serialize(s),
+            Self::Object(m) => m.serialize(s),
+        }
     }
 }
 
@@ -202,6 +332,25 @@ pub struct Violation {
     pub details: Metadata,
 }
 
+/// The hash tables of the snapshot path: foldhash, keyed by a per-tracker seed
+/// ([`Tracker::with_hash_seed`]). SipHash cost about a third of the core's
+/// `take_snapshot` (seven lookups of ids of 10 to 50 bytes per snapshot).
+type FastMap<K, V> = HashMap<K, V, FixedState>;
+type FastSet<K> = HashSet<K, FixedState>;
+
+/// A table with the same entries, keyed by `seed`.
+fn rekeyed<K: Eq + std::hash::Hash, V>(m: FastMap<K, V>, seed: u64) -> FastMap<K, V> {
+    let mut out = HashMap::with_capacity_and_hasher(m.len(), FixedState::with_seed(seed));
+    out.extend(m);
+    out
+}
+
+fn rekeyed_set<K: Eq + std::hash::Hash>(m: FastSet<K>, seed: u64) -> FastSet<K> {
+    let mut out = HashSet::with_capacity_and_hasher(m.len(), FixedState::with_seed(seed));
+    out.extend(m);
+    out
+}
+
 /// Exact aggregates over the whole history.
 #[derive(Debug, Clone, Default)]
 struct Totals {
@@ -209,12 +358,12 @@ struct Totals {
     inconsistent: u64,
     violations: u64,
     thread_ids: Vec<Arc<str>>,
-    thread_id_set: HashSet<Arc<str>>,
+    thread_id_set: FastSet<Arc<str>>,
     users: Vec<Arc<str>>,
-    user_threads: HashMap<Arc<str>, Vec<Arc<str>>>,
-    user_thread_set: HashSet<(Arc<str>, Arc<str>)>,
+    user_threads: FastMap<Arc<str>, Vec<Arc<str>>>,
+    user_thread_set: FastSet<(Arc<str>, Arc<str>)>,
     operation_violations: Vec<(Arc<str>, u64)>,
-    operation_index: HashMap<Arc<str>, usize>,
+    operation_index: FastMap<Arc<str>, usize>,
     first_divergence: Option<u64>,
     last_consistent_before_divergence: Option<u64>,
     last_consistent: Option<u64>,
@@ -347,9 +496,12 @@ pub struct Tracker {
     snapshots: VecDeque<Snapshot>,
     violations: VecDeque<Violation>,
     totals: Totals,
-    interned: HashSet<Arc<str>>,
+    /// Every id and name recorded, once; for a string that parsed as an isolation key,
+    /// also the key's thread id (the same key is usually snapshotted many times, and
+    /// parsing and validating it cost more than the rest of its interning).
+    interned: FastMap<Arc<str>, Option<Arc<str>>>,
     last_manager: Option<LookupBase>,
-    last_manager_by_user: HashMap<Arc<str>, LookupBase>,
+    last_manager_by_user: FastMap<Arc<str>, LookupBase>,
     /// Set on a report loaded from JSON: its generation time, used for durations until
     /// the tracker records something new.
     frozen_at_ms: Option<u64>,
@@ -364,9 +516,9 @@ impl Tracker {
             snapshots: VecDeque::new(),
             violations: VecDeque::new(),
             totals: Totals::default(),
-            interned: HashSet::new(),
+            interned: FastMap::default(),
             last_manager: None,
-            last_manager_by_user: HashMap::new(),
+            last_manager_by_user: FastMap::default(),
             frozen_at_ms: None,
         }
     }
@@ -381,6 +533,20 @@ impl Tracker {
             capacity: Some(capacity),
             ..Self::new(started_ms)
         })
+    }
+
+    /// Keys the tracker's hash tables with `seed` (the default is a fixed seed). A
+    /// tracker fed ids from outside should get a random seed (from an
+    /// [`crate::Entropy`]), so that nobody can choose ids that collide.
+    pub fn with_hash_seed(mut self, seed: u64) -> Self {
+        let t = &mut self.totals;
+        t.thread_id_set = rekeyed_set(std::mem::take(&mut t.thread_id_set), seed);
+        t.user_threads = rekeyed(std::mem::take(&mut t.user_threads), seed);
+        t.user_thread_set = rekeyed_set(std::mem::take(&mut t.user_thread_set), seed);
+        t.operation_index = rekeyed(std::mem::take(&mut t.operation_index), seed);
+        self.interned = rekeyed(std::mem::take(&mut self.interned), seed);
+        self.last_manager_by_user = rekeyed(std::mem::take(&mut self.last_manager_by_user), seed);
+        self
     }
 
     pub fn started_ms(&self) -> u64 {
@@ -416,12 +582,38 @@ impl Tracker {
     }
 
     fn intern(&mut self, s: &str) -> Arc<str> {
-        if let Some(a) = self.interned.get(s) {
+        if let Some((a, _)) = self.interned.get_key_value(s) {
             return a.clone();
         }
         let a: Arc<str> = s.into();
-        self.interned.insert(a.clone());
+        self.interned.insert(a.clone(), None);
         a
+    }
+
+    /// An isolation key, interned, and its thread id, interned (`seen` are interned ids
+    /// to compare with first); `Err` with the key and the parser's message when it does
+    /// not parse. A key parsed before is not parsed again.
+    #[allow(clippy::type_complexity)]
+    fn intern_key(
+        &mut self,
+        k: &str,
+        seen: &[&Option<Arc<str>>],
+    ) -> Result<(Arc<str>, Arc<str>), (Arc<str>, String)> {
+        if let Some((key, Some(thread))) = self.interned.get_key_value(k) {
+            return Ok((key.clone(), thread.clone()));
+        }
+        match IsolationKey::parse_parts(k) {
+            Ok((_, thread, _)) => {
+                let thread = match seen.iter().copied().flatten().find(|a| ***a == *thread) {
+                    Some(a) => a.clone(),
+                    None => self.intern(thread),
+                };
+                let key = self.intern(k);
+                self.interned.insert(key.clone(), Some(thread.clone()));
+                Ok((key, thread))
+            }
+            Err(e) => Err((self.intern(k), e.to_string())),
+        }
     }
 
     fn intern_opt(&mut self, s: Option<&str>) -> Option<Arc<str>> {
@@ -444,7 +636,20 @@ impl Tracker {
     /// violation. Disagreeing thread ids record a CRITICAL `thread_id_mismatch`.
     pub fn take_snapshot(
         &mut self,
+        mut input: SnapshotInput<'_>,
+        now_ms: u64,
+    ) -> Result<SnapshotOutcome, ReportError> {
+        let metadata = input.metadata.take().map(StoredMetadata::from);
+        self.take_snapshot_stored(input, metadata, now_ms)
+    }
+
+    /// [`Tracker::take_snapshot`] with the metadata already in its stored form
+    /// (`input.metadata` is ignored): a binding that builds it straight from its own
+    /// values skips the intermediate map.
+    pub fn take_snapshot_stored(
+        &mut self,
         input: SnapshotInput<'_>,
+        metadata: Option<StoredMetadata>,
         now_ms: u64,
     ) -> Result<SnapshotOutcome, ReportError> {
         check_name("operation", input.operation)?;
@@ -455,14 +660,11 @@ impl Tracker {
         // the Arc for the equal ones (a compare instead of a hash and a lookup).
         let user_thread = self.intern_opt(input.user_context_thread_id);
         let manager_thread = self.intern_reusing(input.manager_thread_id, &[&user_thread]);
-        let (key_thread, key_problem) = match input.isolation_key {
-            None => (None, None),
-            Some(k) => match IsolationKey::parse_parts(k) {
-                Ok((_, thread, _)) => (
-                    self.intern_reusing(Some(thread), &[&manager_thread, &user_thread]),
-                    None,
-                ),
-                Err(e) => (Some(self.intern(k)), Some(e.to_string())),
+        let (key, key_thread, key_problem) = match input.isolation_key {
+            None => (None, None, None),
+            Some(k) => match self.intern_key(k, &[&manager_thread, &user_thread]) {
+                Ok((key, thread)) => (Some(key), Some(thread), None),
+                Err((key, problem)) => (Some(key.clone()), Some(key), Some(problem)),
             },
         };
         let snap = Snapshot {
@@ -476,11 +678,11 @@ impl Tracker {
             manager_instance_id: input.manager_instance_id,
             // Interned like the thread ids (and, like them, kept for the tracker's life):
             // the same key is usually snapshotted many times (create, lookups, cleanup).
-            isolation_key: self.intern_opt(input.isolation_key),
+            isolation_key: key,
             user_id: self.intern_opt(input.user_id),
             websocket_client_id: input.websocket_client_id.map(Arc::from),
             mismatch: false,
-            metadata: input.metadata.filter(|m| !m.is_empty()).map(Box::new),
+            metadata: metadata.filter(|m| !m.is_empty()),
         };
         let mut snap = snap;
         snap.mismatch = snap.has_mismatch();
@@ -943,7 +1145,10 @@ impl Tracker {
                 user_id: tr.intern_opt(r.user_id.as_deref()),
                 websocket_client_id: r.websocket_client_id.as_deref().map(Arc::from),
                 mismatch: false,
-                metadata: r.metadata.filter(|m| !m.is_empty()).map(Box::new),
+                metadata: r
+                    .metadata
+                    .filter(|m| !m.is_empty())
+                    .map(StoredMetadata::from),
             };
             snap.mismatch = snap.has_mismatch();
             tr.push_snapshot(snap);
@@ -1888,6 +2093,30 @@ ANALYSIS:
                 before: 1,
                 after: 0
             }]
+        );
+    }
+
+    #[test]
+    fn stored_metadata_is_the_map_it_was_made_from() {
+        let v: serde_json::Value =
+            serde_json::json!({"b": [1, -2, 2.5, null, true, "x"], "a": {"z": {}, "y": "t"}});
+        let m: Metadata = match v.clone() {
+            serde_json::Value::Object(o) => o.into_iter().collect(),
+            _ => unreachable!(),
+        };
+        let s = StoredMetadata::from(m.clone());
+        assert_eq!(s.to_map(), m);
+        assert_eq!(serde_json::to_value(&s).unwrap(), v);
+        let e = StoredMetadata::from_entries(vec![
+            ("b".into(), StoredValue::Null),
+            ("a".into(), StoredValue::Bool(false)),
+            ("b".into(), StoredValue::Bool(true)),
+        ]);
+        let keys: Vec<&str> = e.iter().map(|(k, _)| k).collect();
+        assert_eq!(keys, ["a", "b"]);
+        assert_eq!(
+            e.iter().nth(1).map(|(_, v)| v),
+            Some(&StoredValue::Bool(true))
         );
     }
 

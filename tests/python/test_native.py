@@ -222,3 +222,29 @@ def test_session_store_native():
     assert ctx.thread_id == a["thread_id"] and ctx.websocket_client_id == "ws-1"
     assert s.get_existing("u1")["accesses"] == 3
     assert s.cleanup_expired(5, now_ms=100) == 1 and len(s) == 0
+
+
+def test_snapshot_metadata_converts_like_every_other_metadata():
+    """Tracker snapshots store metadata without the intermediate JSON map: the result is
+    the same as the general conversion (keys as str, last duplicate wins, key order,
+    floats, big ints, nesting cut at the depth limit)."""
+    deep: dict = {}
+    d = deep
+    for _ in range(40):
+        d["n"] = {}
+        d = d["n"]
+    md = {
+        "b": [1, -2, 2.5, float("nan"), None, True, (1, "x")],
+        1: "int key",
+        "1": "str key wins (inserted last)",
+        "a": {"z": {}, "y": 2**70, "x": -(2**63)},
+        "deep": deep,
+        "float": 3.0,
+    }
+    t = _native.Tracker()
+    got = t.take_snapshot("op", metadata=md).metadata
+    want = _native.Snapshot(0.0, "op", metadata=md).metadata
+    assert got == want
+    assert list(got) == sorted(got)
+    assert got["1"] == "str key wins (inserted last)"
+    assert t.snapshot(0).to_dict()["metadata"] == want

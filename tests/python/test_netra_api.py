@@ -150,6 +150,33 @@ def test_connections_and_messages_are_isolated():
     asyncio.run(body())
 
 
+@pytest.mark.parametrize("observed", [False, True])
+def test_replaced_and_cleaned_managers_leave_the_wrapper_table(observed):
+    """The factory forgets the wrapper of a manager replaced under its key (found from
+    the registry's events without observers, by a lookup before the create with them)
+    and of a manager cleaned up, connection objects included."""
+
+    async def body():
+        f = WebSocketManagerFactory()
+        if observed:
+            f.add_observer(ThreadIDConsistencyTracker())
+        ctx = UserExecutionContext.from_websocket_request("carol-1")
+        m = await f.create_manager(ctx)
+        c = conn("carol-1")
+        await m.add_connection(c)
+        await m.cleanup_all_connections()
+        m2 = await f.create_manager(ctx)
+        assert m2 is not m and list(f._wrappers.values()) == [m2]
+        assert f._active_managers[ctx.isolation_key] is m2
+        await m2.add_connection(conn("carol-1"))
+        assert await f.cleanup_manager(ctx.isolation_key)
+        assert f._wrappers == {} and len(m2._connections) == 0
+        assert not await f.cleanup_manager(ctx.isolation_key)
+        assert m2.created_at.tzinfo is not None and m2.get_manager_stats()["user_id"] == "carol-1"
+
+    asyncio.run(body())
+
+
 def test_force_cleanup_removes_fresh_managers_of_that_user_only():
     async def body():
         f = WebSocketManagerFactory()

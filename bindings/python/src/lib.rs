@@ -13,6 +13,7 @@ use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyBool, PyDict, PyFloat, PyInt, PyList, PyString, PyTuple, PyType};
 use pyo3::IntoPyObjectExt;
 use serde_json::Value;
+use threadline::tracker::{StoredMetadata, StoredValue};
 
 mod context;
 mod ids;
@@ -242,6 +243,75 @@ pub(crate) fn py_to_json(ob: &Bound<'_, PyAny>, depth: usize) -> PyResult<Value>
         }
     }
     Ok(Value::String(ob.str()?.to_string_lossy().into_owned()))
+}
+
+/// A Python value in a snapshot's stored metadata: the same conversion as `py_to_json`,
+/// without the intermediate `serde_json` maps.
+pub(crate) fn py_to_stored(ob: &Bound<'_, PyAny>, depth: usize) -> PyResult<StoredValue> {
+    if ob.is_none() {
+        return Ok(StoredValue::Null);
+    }
+    if let Ok(b) = ob.cast::<PyBool>() {
+        return Ok(StoredValue::Bool(b.is_true()));
+    }
+    if ob.is_instance_of::<PyInt>() {
+        if let Ok(i) = ob.extract::<i64>() {
+            return Ok(StoredValue::Number(i.into()));
+        }
+        if let Ok(u) = ob.extract::<u64>() {
+            return Ok(StoredValue::Number(u.into()));
+        }
+        return Ok(StoredValue::String(ob.str()?.to_string_lossy().into()));
+    }
+    if let Ok(f) = ob.cast::<PyFloat>() {
+        let v = f.value();
+        return Ok(serde_json::Number::from_f64(v)
+            .map(StoredValue::Number)
+            .unwrap_or_else(|| StoredValue::String(v.to_string().into())));
+    }
+    if let Ok(s) = ob.cast::<PyString>() {
+        return Ok(StoredValue::String(s.to_string_lossy().into()));
+    }
+    if depth < MAX_METADATA_DEPTH {
+        if let Ok(d) = ob.cast::<PyDict>() {
+            return dict_to_stored(d, depth + 1).map(StoredValue::Object);
+        }
+        if let Ok(l) = ob.cast::<PyList>() {
+            return l
+                .iter()
+                .map(|x| py_to_stored(&x, depth + 1))
+                .collect::<PyResult<Vec<_>>>()
+                .map(|v| StoredValue::Array(v.into()));
+        }
+        if let Ok(t) = ob.cast::<PyTuple>() {
+            return t
+                .iter()
+                .map(|x| py_to_stored(&x, depth + 1))
+                .collect::<PyResult<Vec<_>>>()
+                .map(|v| StoredValue::Array(v.into()));
+        }
+    }
+    Ok(StoredValue::String(ob.str()?.to_string_lossy().into()))
+}
+
+/// A dict as a snapshot's stored metadata (keys are their `str()`); `depth` as in
+/// `dict_to_map`.
+pub(crate) fn dict_to_stored(d: &Bound<'_, PyDict>, depth: usize) -> PyResult<StoredMetadata> {
+    let mut out = Vec::with_capacity(d.len());
+    for (k, v) in d.iter() {
+        out.push((key_text(&k)?.into_boxed_str(), py_to_stored(&v, depth)?));
+    }
+    Ok(StoredMetadata::from_entries(out))
+}
+
+/// Optional snapshot metadata argument: `None`, or a dict (an empty one is no metadata).
+pub(crate) fn stored_metadata_arg(
+    ob: Option<&Bound<'_, PyDict>>,
+) -> PyResult<Option<StoredMetadata>> {
+    match ob {
+        Some(d) if !d.is_empty() => dict_to_stored(d, 0).map(Some),
+        _ => Ok(None),
+    }
 }
 
 /// A dict as core metadata; keys are their `str()`.

@@ -2,8 +2,10 @@
 
 use std::sync::Mutex;
 
+use pyo3::gc::PyVisit;
 use pyo3::prelude::*;
-use pyo3::types::{PyDict, PyList};
+use pyo3::types::{PyDict, PyInt, PyList, PyString};
+use pyo3::PyTraverseError;
 use threadline::registry::{CleanupReason, EventKind, Manager};
 use threadline::{Connection, ManagerId, Registry, RegistryConfig, RegistryEvent};
 
@@ -208,6 +210,18 @@ impl PyRegistryEvent {
     }
 }
 
+/// Drops the wrapper of manager `id` from the drop-in's table and clears its connection
+/// objects (called with no registry lock held: dropping them may run Python code).
+fn forget_wrapper(wrappers: &Bound<'_, PyDict>, id: u64) -> PyResult<()> {
+    if let Some(w) = wrappers.get_item(id)? {
+        wrappers.del_item(id)?;
+        if let Ok(h) = w.cast::<PyManagerHandle>() {
+            h.get().connection_objects.bind(wrappers.py()).clear();
+        }
+    }
+    Ok(())
+}
+
 /// The manager registry. All rules (limit, stale cleanup, isolation) are the core's.
 #[pyclass(frozen, name = "Registry", module = "threadline._native")]
 pub struct PyRegistry {
@@ -282,38 +296,84 @@ impl PyRegistry {
         })
     }
 
-    /// `create` for the Netra drop-in: `(manager_id, stale_cleaned, at_ms)`, positional
-    /// only. With `discard_events` (nobody listens) the registry's events are dropped in
-    /// the same hold of the lock, whether the create succeeds or raises.
+    /// `create` for the Netra drop-in: `(manager_id, stale_cleaned, at_ms, key,
+    /// replaced)`, positional only; `replaced` is the id of the inactive manager the new
+    /// one replaced under the same key, if any. With `discard_events` (nobody listens) the
+    /// registry's events are dropped in the same hold of the lock, whether the create
+    /// succeeds or raises.
     #[pyo3(signature = (context, discard_events, /))]
-    fn create_quiet(
+    #[allow(clippy::type_complexity)]
+    fn create_quiet<'py>(
         &self,
-        context: &Bound<'_, PyUserContext>,
+        context: &Bound<'py, PyUserContext>,
         discard_events: bool,
-    ) -> PyResult<(u64, usize, u64)> {
+    ) -> PyResult<(u64, usize, u64, Bound<'py, PyString>, Option<u64>)> {
+        let py = context.py();
         let ctx = context.get().inner.clone();
         let now = system_now_ms();
         let mut r = lock(&self.inner);
+        // With observers the events stay for them: the manager under the key is looked
+        // up before instead.
+        let before = if discard_events {
+            None
+        } else {
+            let k = format!("{}:{}", ctx.user_id(), ctx.thread_id());
+            r.get(&k).map(|m| m.id())
+        };
         let c = r.create(ctx, now);
+        let mut replaced = None;
         if discard_events && r.pending_events() > 0 {
-            r.drain_events();
+            replaced = r.drain_events().iter().find_map(|e| match e.kind {
+                EventKind::CleanedUp {
+                    reason: CleanupReason::Replaced,
+                } => e.manager_id,
+                _ => None,
+            });
         }
+        let key = match &c {
+            // The key as the registry files it: no second copy of the context's ids.
+            Ok(c) => {
+                if !discard_events {
+                    replaced = before.filter(|&b| b != c.id);
+                }
+                r.manager(c.id).map(|m| PyString::new(py, m.key()))
+            }
+            Err(_) => None,
+        };
         drop(r);
         let c = c.py()?;
-        Ok((c.id.0, c.stale_cleaned, now))
+        let key = match key {
+            Some(k) => k,
+            None => PyString::new(py, &context.get().inner.isolation_key().canonical()),
+        };
+        Ok((c.id.0, c.stale_cleaned, now, key, replaced.map(|m| m.0)))
     }
 
-    /// `remove` for the Netra drop-in, positional only; with `discard_events` the
-    /// registry's events are dropped in the same hold of the lock.
-    #[pyo3(signature = (key, discard_events, /))]
-    fn remove_quiet(&self, key: &str, discard_events: bool) -> Option<u64> {
-        let mut r = lock(&self.inner);
-        let id = r.get(key).map(|m| m.id());
-        let removed = id.filter(|&id| r.cleanup_id(id, system_now_ms()));
-        if discard_events && r.pending_events() > 0 {
-            r.drain_events();
-        }
-        removed.map(|id| id.0)
+    /// `cleanup` for the Netra drop-in, positional only: True when a manager was
+    /// removed, whose wrapper is then dropped from `wrappers` (manager id -> wrapper) and
+    /// its connection objects cleared (after the registry's lock is released). With
+    /// `discard_events` the registry's events are dropped in the same hold of the lock.
+    #[pyo3(signature = (key, discard_events, wrappers, /))]
+    fn remove_quiet(
+        &self,
+        key: &str,
+        discard_events: bool,
+        wrappers: &Bound<'_, PyDict>,
+    ) -> PyResult<bool> {
+        let removed = {
+            let mut r = lock(&self.inner);
+            let id = r.get(key).map(|m| m.id());
+            let removed = id.filter(|&id| r.cleanup_id(id, system_now_ms()));
+            if discard_events && r.pending_events() > 0 {
+                r.drain_events();
+            }
+            removed
+        };
+        let Some(id) = removed else {
+            return Ok(false);
+        };
+        forget_wrapper(wrappers, id.0)?;
+        Ok(true)
     }
 
     /// The manager under a key (canonical or older form), or `None`.
@@ -523,7 +583,64 @@ impl PyRegistry {
     }
 }
 
+/// What the Netra drop-in's `IsolatedWebSocketManager` keeps about its manager, held
+/// natively (the drop-in class subclasses this): making one is a single native call
+/// instead of a Python `__init__` (which cost about 3,000 instructions, a seventh of a
+/// create and cleanup pair). Read-only.
+#[pyclass(
+    frozen,
+    subclass,
+    name = "ManagerHandle",
+    module = "threadline._native"
+)]
+pub struct PyManagerHandle {
+    #[pyo3(get, name = "_factory")]
+    factory: Py<PyAny>,
+    #[pyo3(get, name = "_manager_id")]
+    manager_id: u64,
+    #[pyo3(get, name = "_isolation_key")]
+    isolation_key: Py<PyString>,
+    #[pyo3(get, name = "_user_context")]
+    user_context: Py<PyAny>,
+    /// Kept as the int it was given (converting it costs more than keeping it).
+    #[pyo3(get, name = "_created_ms")]
+    created_ms: Py<PyInt>,
+    /// Connection id -> the caller's connection object.
+    #[pyo3(get, name = "_connection_objects")]
+    connection_objects: Py<PyDict>,
+}
+
+#[pymethods]
+impl PyManagerHandle {
+    #[new]
+    #[pyo3(signature = (factory, manager_id, isolation_key, user_context, created_ms, /))]
+    fn new(
+        factory: &Bound<'_, PyAny>,
+        manager_id: u64,
+        isolation_key: Py<PyString>,
+        user_context: Py<PyAny>,
+        created_ms: Py<PyInt>,
+    ) -> Self {
+        Self {
+            factory: factory.clone().unbind(),
+            manager_id,
+            isolation_key,
+            user_context,
+            created_ms,
+            connection_objects: PyDict::new(factory.py()).unbind(),
+        }
+    }
+
+    fn __traverse__(&self, visit: PyVisit<'_>) -> Result<(), PyTraverseError> {
+        visit.call(&self.factory)?;
+        visit.call(&self.user_context)?;
+        visit.call(&self.connection_objects)?;
+        Ok(())
+    }
+}
+
 pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_class::<PyManagerHandle>()?;
     m.add_class::<PyManagerInfo>()?;
     m.add_class::<PyCreated>()?;
     m.add_class::<PyRegistryEvent>()?;

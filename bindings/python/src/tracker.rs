@@ -4,12 +4,17 @@ use std::sync::{Arc, Mutex};
 
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList};
-use threadline::tracker::{Comparison, Snapshot, Violation};
-use threadline::{Analysis, ReportLimits, SnapshotFilter, SnapshotInput, Tracker};
+use threadline::tracker::{Comparison, Snapshot, StoredMetadata, Violation};
+use threadline::{
+    Analysis, Entropy, ReportLimits, SeededEntropy, SnapshotFilter, SnapshotInput, Tracker,
+};
 
 use crate::context::PyUserContext;
 use crate::registry::PyRegistryEvent;
-use crate::{json_to_py, lock, map_to_py, metadata_arg, now_or, system_now_ms, Kind, PyResultExt};
+use crate::{
+    json_to_py, lock, map_to_py, metadata_arg, now_or, stored_metadata_arg, system_now_ms, Kind,
+    PyResultExt,
+};
 
 /// One recorded moment (the seed's `ThreadIdSnapshot`). Immutable.
 #[pyclass(frozen, name = "Snapshot", module = "threadline._native")]
@@ -72,12 +77,12 @@ impl PySnapshot {
 
     /// A copy of the metadata, taken under the tracker's lock (released before any
     /// Python object is made).
-    fn metadata_copy(&self) -> Option<threadline::Metadata> {
+    fn metadata_copy(&self) -> Option<StoredMetadata> {
         match &self.metadata_in {
-            None => self.inner.metadata.as_deref().cloned(),
+            None => self.inner.metadata.clone(),
             Some(t) => lock(&t.get().inner)
                 .snapshot(self.inner.index)
-                .and_then(|s| s.metadata.as_deref().cloned()),
+                .and_then(|s| s.metadata.clone()),
         }
     }
 }
@@ -126,7 +131,7 @@ impl PySnapshot {
             user_id: a(user_id),
             websocket_client_id: a(websocket_client_id),
             mismatch: false,
-            metadata: (!md.is_empty()).then(|| Box::new(md)),
+            metadata: (!md.is_empty()).then(|| md.into()),
         };
         inner.mismatch = inner.has_mismatch();
         Ok(Self::owned(inner))
@@ -187,12 +192,12 @@ impl PySnapshot {
     fn metadata<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
         if self.metadata_in.is_some() {
             return match self.metadata_copy() {
-                Some(m) => map_to_py(py, &m),
+                Some(m) => map_to_py(py, &m.to_map()),
                 None => Ok(PyDict::new(py)),
             };
         }
         match &self.inner.metadata {
-            Some(m) => map_to_py(py, m),
+            Some(m) => map_to_py(py, &m.to_map()),
             None => Ok(PyDict::new(py)),
         }
     }
@@ -215,7 +220,7 @@ impl PySnapshot {
     fn to_dict<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
         let v = if self.metadata_in.is_some() {
             let mut s = without_metadata(&self.inner);
-            s.metadata = self.metadata_copy().map(Box::new);
+            s.metadata = self.metadata_copy();
             serde_json::to_value(&s)
         } else {
             serde_json::to_value(&self.inner)
@@ -309,6 +314,14 @@ fn comparison_dict<'py>(py: Python<'py>, c: &Comparison) -> PyResult<Bound<'py, 
     json_to_py(py, &v)
 }
 
+/// A random key for a tracker's hash tables, from the core's OS-seeded entropy: the ids
+/// a tracker interns come from outside, so their hashes must not be predictable.
+fn hash_seed() -> PyResult<u64> {
+    let mut b = [0u8; 8];
+    SeededEntropy::from_os().py()?.fill(&mut b);
+    Ok(u64::from_le_bytes(b))
+}
+
 /// The consistency tracker (the suite's `ThreadIDConsistencyTracker`, fixed).
 #[pyclass(frozen, name = "Tracker", module = "threadline._native")]
 pub struct PyTracker {
@@ -317,9 +330,14 @@ pub struct PyTracker {
 
 impl PyTracker {
     /// Takes one snapshot under one hold of the lock and returns it.
-    fn record(slf: &Bound<'_, Self>, input: SnapshotInput<'_>, now: u64) -> PyResult<PySnapshot> {
+    fn record(
+        slf: &Bound<'_, Self>,
+        input: SnapshotInput<'_>,
+        metadata: Option<StoredMetadata>,
+        now: u64,
+    ) -> PyResult<PySnapshot> {
         let mut t = lock(&slf.get().inner);
-        let out = t.take_snapshot(input, now).py()?;
+        let out = t.take_snapshot_stored(input, metadata, now).py()?;
         PySnapshot::recorded(slf, &t, out.index)
     }
 }
@@ -335,6 +353,7 @@ impl PyTracker {
             None => Tracker::new(start),
             Some(c) => Tracker::bounded(start, c).py()?,
         };
+        let t = t.with_hash_seed(hash_seed()?);
         Ok(Self {
             inner: Mutex::new(t),
         })
@@ -360,7 +379,7 @@ impl PyTracker {
         metadata: Option<&Bound<'_, PyDict>>,
         now_ms: Option<u64>,
     ) -> PyResult<PySnapshot> {
-        let md = metadata_arg(metadata)?;
+        let md = stored_metadata_arg(metadata)?;
         let ctx = context.as_deref().map(|c| &c.inner);
         let input = SnapshotInput {
             operation,
@@ -371,9 +390,9 @@ impl PyTracker {
             manager_instance_id,
             isolation_key,
             cleanup_lookup_thread_id,
-            metadata: Some(md),
+            metadata: None,
         };
-        Self::record(slf, input, now_or(now_ms))
+        Self::record(slf, input, md, now_or(now_ms))
     }
 
     /// `take_snapshot` of a context, a manager's context and handle and an isolation
@@ -389,7 +408,7 @@ impl PyTracker {
         isolation_key: Option<&str>,
         metadata: Option<&Bound<'_, PyDict>>,
     ) -> PyResult<PySnapshot> {
-        let md = metadata_arg(metadata)?;
+        let md = stored_metadata_arg(metadata)?;
         let ctx = context.map(|c| &c.get().inner);
         let input = SnapshotInput {
             operation,
@@ -400,9 +419,9 @@ impl PyTracker {
             manager_instance_id,
             isolation_key,
             cleanup_lookup_thread_id: None,
-            metadata: Some(md),
+            metadata: None,
         };
-        Self::record(slf, input, system_now_ms())
+        Self::record(slf, input, md, system_now_ms())
     }
 
     /// A cleanup looking for `target_thread_id`, recorded beside the latest manager
@@ -487,7 +506,10 @@ impl PyTracker {
             max_bytes: max_bytes.unwrap_or(d.max_bytes),
             max_depth: max_depth.unwrap_or(d.max_depth),
         };
-        let t = py.detach(|| Tracker::from_json(&text, limits)).py()?;
+        let seed = hash_seed()?;
+        let t = py
+            .detach(|| Tracker::from_json(&text, limits).map(|t| t.with_hash_seed(seed)))
+            .py()?;
         Ok(Self {
             inner: Mutex::new(t),
         })
