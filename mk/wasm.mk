@@ -13,13 +13,13 @@ WASM_CARGO_ENV := CARGO_PROFILE_RELEASE_OPT_LEVEL=z CARGO_TARGET_DIR=$(WASM_TARG
 WASM_BINDGEN_FLAGS := --typescript --weak-refs --out-name threadline \
 	--remove-name-section --remove-producers-section
 # wasm-opt from binaryen's npm package, installed under the target directory (ignored by
-# git). -Os without inlining: inlining grows the gzipped size (LLVM's -Oz output already
-# inlines what pays), and -Os compresses better than -Oz here (measured, see pkg/README.md).
+# git). -Oz without inlining, to a fixed point: inlining grows the gzipped size (LLVM's
+# -Oz output already inlines what pays); measured against -Os in pkg/README.md ("Size").
 BINARYEN_NPM_VERSION := 132.0.0
 BINARYEN_VERSION := 132
 WASM_TOOLS_DIR := $(WASM_TARGET_DIR)/wasm-tools
 WASM_OPT := $(WASM_TOOLS_DIR)/node_modules/.bin/wasm-opt
-WASM_OPT_FLAGS := -Os -fimfs=0 --one-caller-inline-max-function-size=0 \
+WASM_OPT_FLAGS := -Oz -fimfs=0 --one-caller-inline-max-function-size=0 --converge \
 	--strip-debug --strip-producers \
 	--enable-bulk-memory --enable-reference-types --enable-sign-ext --enable-mutable-globals \
 	--enable-nontrapping-float-to-int --enable-multivalue

@@ -408,7 +408,7 @@ pub(crate) fn validate_present(field: &'static str, value: &str) -> Result<(), C
     if !b.is_empty() && b.len() <= MAX_ID_LEN && b.iter().all(|&c| c > b' ' && c < 0x7f) {
         return Ok(());
     }
-    if value.trim().is_empty() {
+    if value.chars().all(char::is_whitespace) {
         return Err(ContextError::Empty {
             field,
             value: value.to_owned(),
@@ -449,7 +449,8 @@ pub fn validate_id(
             value: value.to_owned(),
         });
     }
-    if value.chars().count() < PLACEHOLDER_PREFIX_MAX_LEN {
+    // Fewer than N characters: the first N are not all there (no full count needed).
+    if value.chars().nth(PLACEHOLDER_PREFIX_MAX_LEN - 1).is_none() {
         let prefixes = PLACEHOLDER_PREFIXES
             .iter()
             .chain((!rules.test_mode).then_some(&TEST_PREFIX));

@@ -58,8 +58,9 @@ pub(crate) fn push_fixed(out: &mut String, x: f64, decimals: u32) {
         };
         let mut d = decimal_digits(rounded);
         if d.len() <= decimals as usize {
-            let pad = decimals as usize + 1 - d.len();
-            d.splice(0..0, std::iter::repeat(b'0').take(pad));
+            let mut padded = vec![b'0'; decimals as usize + 1 - d.len()];
+            padded.extend_from_slice(&d);
+            d = padded;
         }
         d
     };
@@ -334,7 +335,9 @@ impl Big {
             }
         }
         if words > 0 && !self.0.is_empty() {
-            self.0.splice(0..0, std::iter::repeat(0).take(words));
+            let mut shifted = vec![0; words];
+            shifted.extend_from_slice(&self.0);
+            self.0 = shifted;
         }
     }
 

@@ -17,6 +17,14 @@ pub trait Entropy: Send {
     }
 }
 
+/// A secret 64-bit value for keying hash tables that hold client-chosen ids, different
+/// on every call: std's per-process SipHash keys (read once per thread by std itself, no
+/// system call here), stepped by std on every `RandomState`.
+pub(crate) fn process_secret() -> u64 {
+    use std::hash::BuildHasher;
+    std::collections::hash_map::RandomState::new().hash_one(0u64)
+}
+
 /// A ChaCha12 stream: seeded from a fixed value for tests, or from the OS for real use.
 /// The same stream as `rand_chacha::ChaCha12Rng` (the tests compare the two).
 pub struct SeededEntropy(BlockRng<ChaCha12Core>);

@@ -875,7 +875,7 @@ pub(crate) fn check_label(what: &'static str, value: &str) -> Result<(), IdError
 
 /// Free text ids (thread ids from elsewhere): non-empty, no control characters, bounded.
 pub(crate) fn check_text(what: &'static str, value: &str) -> Result<(), IdError> {
-    let ok = !value.trim().is_empty()
+    let ok = !value.chars().all(char::is_whitespace)
         && value.len() <= MAX_ID_LEN
         && !value.chars().any(char::is_control);
     if ok {

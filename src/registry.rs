@@ -8,7 +8,7 @@
 //! and hash with foldhash under a per-registry secret seed.
 
 use std::collections::VecDeque;
-use std::hash::{BuildHasher, Hasher};
+use std::hash::Hasher;
 use std::sync::Arc;
 
 use foldhash::fast::FoldHasher;
@@ -419,8 +419,7 @@ impl Entropy for StdSecret {
     }
 
     fn next_u64(&mut self) -> u64 {
-        // Each RandomState is keyed differently (std steps its secret keys per call).
-        std::collections::hash_map::RandomState::new().hash_one(0u64)
+        crate::entropy::process_secret()
     }
 }
 
@@ -1098,13 +1097,20 @@ impl Registry {
 
     /// Managers per user, sorted by user id.
     pub fn user_counts(&self) -> Vec<(String, usize)> {
-        let mut v: Vec<(String, usize)> = self
+        let mut v: Vec<(&str, usize)> = self
             .by_user
             .iter()
-            .filter_map(|l| Some((user_of(&self.slots, l.head)?.to_owned(), l.count as usize)))
+            .filter_map(|l| Some((user_of(&self.slots, l.head)?, l.count as usize)))
             .collect();
-        v.sort_unstable(); // user ids are unique: the same order as a stable sort
-        v
+        sort_by_text(&mut v);
+        v.into_iter().map(|(u, n)| (u.to_owned(), n)).collect()
+    }
+
+    /// Every registered key, sorted.
+    pub fn keys_sorted(&self) -> Vec<String> {
+        let mut v: Vec<(&str, usize)> = self.iter().map(|(k, _)| (k, 0)).collect();
+        sort_by_text(&mut v);
+        v.into_iter().map(|(k, _)| k.to_owned()).collect()
     }
 }
 
@@ -1160,6 +1166,12 @@ impl Iterator for UserSlots<'_> {
             Slot::Free(_) => None,
         }
     }
+}
+
+/// Sorts by the text (unique here, so unstable is as good as stable). The one sort of
+/// the crate: each element type instantiates a sort again, ~3 KB of wasm each.
+fn sort_by_text(v: &mut [(&str, usize)]) {
+    v.sort_unstable();
 }
 
 impl std::fmt::Display for ManagerId {

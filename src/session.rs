@@ -2,7 +2,8 @@
 //! A connection asks "what are the ids of this conversation?" and gets the same thread
 //! id every time, instead of minting a new one that no cleanup will ever look for.
 
-use std::collections::HashMap;
+use foldhash::fast::FixedState;
+use hashbrown::HashMap;
 
 use serde::{Deserialize, Serialize};
 
@@ -38,20 +39,33 @@ pub struct SessionIds {
     pub created: bool,
 }
 
+/// A table keyed by client-chosen ids: foldhash with a secret per-store seed.
+type Table<V> = HashMap<String, V, FixedState>;
+
 /// Sessions by user, then by slot (`thread_id` or `default`): per-user work touches only
 /// that user's sessions.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct SessionStore {
-    by_user: HashMap<String, HashMap<String, Session>>,
+    by_user: Table<Table<Session>>,
+    hasher: FixedState,
     count: usize,
     rules: ValidationRules,
 }
 
+impl Default for SessionStore {
+    fn default() -> Self {
+        Self::new(ValidationRules::default())
+    }
+}
+
 impl SessionStore {
     pub fn new(rules: ValidationRules) -> Self {
+        let hasher = FixedState::with_seed(crate::entropy::process_secret());
         Self {
+            by_user: HashMap::with_hasher(hasher),
+            hasher,
+            count: 0,
             rules,
-            ..Self::default()
         }
     }
 
@@ -128,9 +142,10 @@ impl SessionStore {
             request_id: session.request_id.clone(),
             created: true,
         };
+        let hasher = self.hasher;
         self.by_user
             .entry(user_id.to_owned())
-            .or_default()
+            .or_insert_with(|| HashMap::with_hasher(hasher))
             .insert(slot.to_owned(), session);
         self.count += 1;
         Ok(out)

@@ -7,11 +7,14 @@
 //! reports exact counts.
 
 use std::borrow::Cow;
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::VecDeque;
 use std::fmt::Write as _;
 use std::sync::Arc;
 
 use foldhash::fast::FixedState;
+// hashbrown's tables rather than std's: the registry uses hashbrown already, and one
+// hash-table implementation in the build instead of two keeps the .wasm within budget.
+use hashbrown::{HashMap, HashSet};
 use serde::{Deserialize, Serialize};
 
 use crate::context::{Metadata, UserContext};
@@ -1080,9 +1083,12 @@ impl Tracker {
             violations: &self.violations,
         })
         .unwrap_or_else(|e| {
-            // Still JSON, naming the failure (a string's serialisation cannot fail).
-            let message = serde_json::to_string(&e.to_string()).unwrap_or_default();
-            format!("{{\"error\":{message}}}")
+            // Unreachable with these types; still JSON if it happens. The error's category,
+            // not its Display, which links serde_json's and io's message tables.
+            format!(
+                "{{\"error\":\"the report could not be serialised ({:?} error)\"}}",
+                e.classify()
+            )
         })
     }
 

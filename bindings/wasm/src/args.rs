@@ -298,7 +298,11 @@ pub fn to_js<T: Serialize + ?Sized>(v: &T) -> JsResult<JsValue> {
     let text = serde_json::to_string(v).map_err(|e| {
         error(
             "internal",
-            &format!("could not convert a result to JS: {e}"),
+            // The category only: serde_json's Display is a few KB of message tables.
+            &format!(
+                "could not convert a result to JS ({:?} error)",
+                e.classify()
+            ),
         )
     })?;
     js_sys::JSON::parse(&text)

@@ -276,9 +276,7 @@ impl Registry {
 
     /// Every registered key, sorted.
     pub fn keys(&self) -> Vec<String> {
-        let mut k: Vec<String> = self.core.iter().map(|(k, _)| k.to_owned()).collect();
-        k.sort_unstable();
-        k
+        self.core.keys_sorted()
     }
 
     /// Counters and sizes (snake_case, as the core's `RegistryStats`).
