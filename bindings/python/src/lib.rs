@@ -191,62 +191,16 @@ pub(crate) fn now_or(now_ms: Option<u64>) -> u64 {
 /// Deepest nesting converted from Python to JSON; deeper values are kept as their `str()`.
 const MAX_METADATA_DEPTH: usize = 32;
 
-/// A Python value as JSON: `None`, `bool`, `int`, `float`, `str`, lists, tuples and dicts
-/// convert structurally; anything else (and anything nested too deep) as its `str()`.
+/// A Python value as JSON: `py_to_stored`'s conversion, as a `serde_json::Value` (one
+/// set of rules for both; this path is for violation details and the like, not the
+/// per-snapshot hot path).
 pub(crate) fn py_to_json(ob: &Bound<'_, PyAny>, depth: usize) -> PyResult<Value> {
-    if ob.is_none() {
-        return Ok(Value::Null);
-    }
-    if let Ok(b) = ob.cast::<PyBool>() {
-        return Ok(Value::Bool(b.is_true()));
-    }
-    if ob.is_instance_of::<PyInt>() {
-        if let Ok(i) = ob.extract::<i64>() {
-            return Ok(Value::from(i));
-        }
-        if let Ok(u) = ob.extract::<u64>() {
-            return Ok(Value::from(u));
-        }
-        return Ok(Value::String(ob.str()?.to_string_lossy().into_owned()));
-    }
-    if let Ok(f) = ob.cast::<PyFloat>() {
-        let v = f.value();
-        return Ok(serde_json::Number::from_f64(v)
-            .map(Value::Number)
-            .unwrap_or_else(|| Value::String(v.to_string())));
-    }
-    if let Ok(s) = ob.cast::<PyString>() {
-        return Ok(Value::String(s.to_string_lossy().into_owned()));
-    }
-    if depth < MAX_METADATA_DEPTH {
-        if let Ok(d) = ob.cast::<PyDict>() {
-            // Straight into serde_json's map (no intermediate map to rebuild).
-            let mut out = serde_json::Map::new();
-            for (k, v) in d.iter() {
-                out.insert(key_text(&k)?, py_to_json(&v, depth + 1)?);
-            }
-            return Ok(Value::Object(out));
-        }
-        if let Ok(l) = ob.cast::<PyList>() {
-            return l
-                .iter()
-                .map(|x| py_to_json(&x, depth + 1))
-                .collect::<PyResult<Vec<_>>>()
-                .map(Value::Array);
-        }
-        if let Ok(t) = ob.cast::<PyTuple>() {
-            return t
-                .iter()
-                .map(|x| py_to_json(&x, depth + 1))
-                .collect::<PyResult<Vec<_>>>()
-                .map(Value::Array);
-        }
-    }
-    Ok(Value::String(ob.str()?.to_string_lossy().into_owned()))
+    py_to_stored(ob, depth).map(|v| v.to_value())
 }
 
-/// A Python value in a snapshot's stored metadata: the same conversion as `py_to_json`,
-/// without the intermediate `serde_json` maps.
+/// A Python value in a snapshot's stored metadata: `None`, `bool`, `int`, `float`, `str`,
+/// lists, tuples and dicts convert structurally; anything else (and anything nested too
+/// deep) as its `str()`.
 pub(crate) fn py_to_stored(ob: &Bound<'_, PyAny>, depth: usize) -> PyResult<StoredValue> {
     if ob.is_none() {
         return Ok(StoredValue::Null);
