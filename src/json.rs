@@ -333,7 +333,7 @@ impl<'a> Reader<'a> {
                         }
                         _ => {
                             return Err(self.error(
-                                "invalid escape: expected one of \\\" \\\\ \\/ \\b \\f \\n \\r \\t \\uXXXX",
+                                "invalid escape: expected one of \\\" \\\\ \\/ \\b \\f \\n \\r \\t or \\u and four hex digits",
                             ))
                         }
                     };
@@ -347,7 +347,8 @@ impl<'a> Reader<'a> {
         }
     }
 
-    /// The code point of `XXXX` (cursor after `\u`), joining a surrogate pair.
+    /// The code point of the four hex digits after `\u` (the cursor is on the first),
+    /// joining a surrogate pair.
     fn unicode_escape(&mut self) -> JsonResult<char> {
         let hi = self.hex4()?;
         let code = match hi {
