@@ -51,11 +51,11 @@ fn ids(c: &mut Criterion) {
         .user_context_ids("user-1", "thread_consistency_test")
         .unwrap();
     g.bench_function("correlation_generator", |b| {
-        b.iter(|| are_correlated(black_box(&ctx.thread_id), black_box(&ctx.run_id)))
+        b.iter(|| are_correlated(black_box(ctx.thread_id()), black_box(ctx.run_id())))
     });
-    let mrun = sys.manager_run_id(&ctx.thread_id).unwrap();
+    let mrun = sys.manager_run_id(ctx.thread_id()).unwrap();
     g.bench_function("correlation_manager", |b| {
-        b.iter(|| are_correlated(black_box(&ctx.thread_id), black_box(&mrun)))
+        b.iter(|| are_correlated(black_box(ctx.thread_id()), black_box(&mrun)))
     });
     g.finish();
 }
@@ -66,12 +66,12 @@ fn keys(c: &mut Criterion) {
     let ctx = sys.user_context_ids("user-1", "websocket_factory").unwrap();
     g.bench_function("build_canonical", |b| {
         b.iter(|| {
-            IsolationKey::new(black_box("user-12345678"), black_box(&ctx.thread_id))
+            IsolationKey::new(black_box("user-12345678"), black_box(ctx.thread_id()))
                 .unwrap()
                 .canonical()
         })
     });
-    let canonical = format!("user-12345678:{}", ctx.thread_id);
+    let canonical = format!("user-12345678:{}", ctx.thread_id());
     g.bench_function("parse_canonical", |b| {
         b.iter(|| IsolationKey::parse(black_box(&canonical)))
     });

@@ -93,9 +93,9 @@ fn managers() {
             let ids = g.user_context_ids(&user, "websocket_factory").unwrap();
             let ws = g.websocket_client_id(&user, None).unwrap();
             ctxs.push(
-                UserContext::builder(user.clone(), ids.thread_id, ids.run_id)
+                UserContext::builder(user.clone(), ids.thread_id(), ids.run_id())
                     .websocket_client_id(Some(ws))
-                    .build_with_request_id(ids.request_id)
+                    .build_with_request_id(ids.request_id().to_owned())
                     .unwrap(),
             );
         }

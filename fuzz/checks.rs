@@ -185,15 +185,15 @@ pub fn run_correlation(data: &[u8]) {
     match g.user_context_ids("fuzz-user", op) {
         Ok(ids) => {
             assert_eq!(
-                correlation(&ids.thread_id, &ids.run_id),
+                correlation(ids.thread_id(), ids.run_id()),
                 Some(RunFormat::Generator)
             );
             assert_eq!(
-                thread_id_for_run(&ids.run_id).as_deref(),
-                Some(ids.thread_id.as_str())
+                thread_id_for_run(ids.run_id()).as_deref(),
+                Some(ids.thread_id())
             );
-            check_run(&ids.run_id);
-            for id in [&ids.thread_id, &ids.run_id, &ids.request_id] {
+            check_run(ids.run_id());
+            for id in [ids.thread_id(), ids.run_id(), ids.request_id()] {
                 let parsed = parse_context_id(id).expect("a minted context id parses");
                 assert_eq!(&parsed.operation, op);
             }
@@ -389,8 +389,8 @@ pub fn context(data: &[u8]) {
         && required_ok(&p[1], test_mode)
         && required_ok(&p[2], test_mode)
         && required_ok(&p[3], test_mode)
-        && ws.as_deref().map_or(true, optional_ok)
-        && parent.as_deref().map_or(true, optional_ok)
+        && ws.as_deref().is_none_or(optional_ok)
+        && parent.as_deref().is_none_or(optional_ok)
         && depth <= 10_000;
     match result {
         Ok(c) => {
@@ -1076,7 +1076,8 @@ pub fn tracker_ops(data: &[u8]) {
         "op_x",
     ];
     const USERS: [Option<&str>; 3] = [None, Some("alice"), Some("bob")];
-    let thread = |n: u8| -> Option<String> { (n % 4 != 0).then(|| format!("thread_t{}", n % 4)) };
+    let thread =
+        |n: u8| -> Option<String> { (!n.is_multiple_of(4)).then(|| format!("thread_t{}", n % 4)) };
     let capacity = data.first().map_or(0, |c| c % 9) as usize;
     let start = 1_764_000_000_000u64;
     let new_tracker = || match capacity {

@@ -335,10 +335,10 @@ impl UserContext {
             Some(w) => w.to_owned(),
             None => ids.websocket_client_id(user_id, None)?,
         };
-        UserContext::builder(user_id, minted.thread_id, minted.run_id)
+        UserContext::builder(user_id, minted.thread_id(), minted.run_id())
             .websocket_client_id(Some(ws))
             .rules(rules)
-            .build_with_request_id(minted.request_id)
+            .build_with_request_id(minted.request_id().to_owned())
     }
 
     pub fn user_id(&self) -> &str {

@@ -37,7 +37,7 @@ pub(crate) fn push_fixed(out: &mut String, x: f64, decimals: u32) {
     let digits = if exponent >= 0 {
         // A whole number: the digits of mantissa * 2^exponent, then zeros.
         let mut d = whole_digits(mantissa, exponent as u32);
-        d.extend(std::iter::repeat(b'0').take(decimals as usize));
+        d.extend(std::iter::repeat_n(b'0', decimals as usize));
         d
     } else {
         let shift = exponent.unsigned_abs();

@@ -27,11 +27,62 @@ const MANAGER_RUN_MODULUS: u64 = 100_000;
 
 /// The three correlated IDs of one user context: thread and run share counter and random
 /// part; the request id has the next counter value and its own random part.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+///
+/// The three ids sit in one buffer (one allocation per call instead of three); the
+/// accessors hand out slices of it.
+#[derive(Clone, PartialEq, Eq)]
 pub struct ContextIds {
-    pub thread_id: String,
-    pub run_id: String,
-    pub request_id: String,
+    text: Box<str>,
+    run_at: usize,
+    request_at: usize,
+}
+
+impl ContextIds {
+    /// `thread_{op}_{n}_{h8}`.
+    pub fn thread_id(&self) -> &str {
+        &self.text[..self.run_at]
+    }
+
+    /// `run_{op}_{n}_{h8}`: the thread id's counter and random part.
+    pub fn run_id(&self) -> &str {
+        &self.text[self.run_at..self.request_at]
+    }
+
+    /// `req_{op}_{n+1}_{h8'}`.
+    pub fn request_id(&self) -> &str {
+        &self.text[self.request_at..]
+    }
+
+    /// The three ids as owned strings: thread, run, request.
+    pub fn into_strings(self) -> (String, String, String) {
+        (
+            self.thread_id().to_owned(),
+            self.run_id().to_owned(),
+            self.request_id().to_owned(),
+        )
+    }
+}
+
+impl std::fmt::Debug for ContextIds {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ContextIds")
+            .field("thread_id", &self.thread_id())
+            .field("run_id", &self.run_id())
+            .field("request_id", &self.request_id())
+            .finish()
+    }
+}
+
+/// `{"thread_id", "run_id", "request_id"}`, as the three-field struct it replaced.
+impl Serialize for ContextIds {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        let mut st = s.serialize_struct("ContextIds", 3)?;
+        st.serialize_field("thread_id", self.thread_id())?;
+        st.serialize_field("run_id", self.run_id())?;
+        st.serialize_field("request_id", self.request_id())?;
+        st.end()
+    }
 }
 
 /// The parts of a base id `{prefix}_{ms}_{n}[_{random}]` (Netra's `IdComponents`).
@@ -81,14 +132,27 @@ pub struct RunReading {
 }
 
 /// Mints every Netra ID format. Shareable between threads through `&self`: the counter
-/// is atomic, the random stream sits behind a mutex that is held for a few bytes only.
+/// and the random stream sit behind one mutex, held for a few bytes only, so an ID costs
+/// one lock rather than a lock and an atomic counter.
 pub struct IdGenerator {
-    counter: AtomicU64,
+    minting: Mutex<Minting>,
     last_ms: AtomicU64,
     clock_regressions: AtomicU64,
     largest_regression_ms: AtomicU64,
     clock: Arc<dyn Clock>,
-    entropy: Mutex<Box<dyn Entropy>>,
+}
+
+/// What minting an ID draws on: the last counter value handed out and the random stream.
+struct Minting {
+    counter: u64,
+    entropy: Box<dyn Entropy>,
+}
+
+impl Minting {
+    fn next(&mut self) -> u64 {
+        self.counter = self.counter.wrapping_add(1);
+        self.counter
+    }
 }
 
 impl std::fmt::Debug for IdGenerator {
@@ -103,12 +167,14 @@ impl std::fmt::Debug for IdGenerator {
 impl IdGenerator {
     pub fn new(clock: Arc<dyn Clock>, entropy: impl Entropy + 'static) -> Self {
         Self {
-            counter: AtomicU64::new(0),
+            minting: Mutex::new(Minting {
+                counter: 0,
+                entropy: Box::new(entropy),
+            }),
             last_ms: AtomicU64::new(0),
             clock_regressions: AtomicU64::new(0),
             largest_regression_ms: AtomicU64::new(0),
             clock,
-            entropy: Mutex::new(Box::new(entropy)),
         }
     }
 
@@ -149,34 +215,37 @@ impl IdGenerator {
 
     /// The last counter value handed out.
     pub fn counter(&self) -> u64 {
-        self.counter.load(Ordering::Relaxed)
+        self.minting().counter
     }
 
     /// Counter back to 0 (Netra's `reset_global_counter`, for test isolation).
     pub fn reset_counter(&self) {
-        self.counter.store(0, Ordering::Relaxed);
+        self.minting().counter = 0;
     }
 
-    fn next(&self) -> u64 {
-        self.counter.fetch_add(1, Ordering::Relaxed).wrapping_add(1)
+    fn minting(&self) -> std::sync::MutexGuard<'_, Minting> {
+        // A poisoned lock only means another thread panicked mid-fill; the counter and
+        // the stream are still valid.
+        self.minting.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     fn random_bytes(&self, buf: &mut [u8]) {
-        // A poisoned lock only means another thread panicked mid-fill; the stream is
-        // still a valid stream.
-        let mut e = self.entropy.lock().unwrap_or_else(|p| p.into_inner());
-        e.fill(buf);
+        self.minting().entropy.fill(buf);
     }
 
-    /// Eight bytes of the stream (the same bytes `random_bytes` would give), in one lock.
-    fn random_u64(&self) -> u64 {
-        let mut e = self.entropy.lock().unwrap_or_else(|p| p.into_inner());
-        e.next_u64()
+    /// The next counter value and `random.len()` bytes of the stream, in one lock.
+    fn next_with_random(&self, random: &mut [u8]) -> u64 {
+        let mut m = self.minting();
+        let n = m.next();
+        if !random.is_empty() {
+            m.entropy.fill(random);
+        }
+        n
     }
 
     fn push_hex(&self, out: &mut String, chars: usize) {
         let mut buf = [0u8; 32];
-        let bytes = chars.div_ceil(2);
+        let bytes = chars.div_ceil(2).min(buf.len());
         self.random_bytes(&mut buf[..bytes]);
         push_hex_bytes(out, &buf[..bytes], chars);
     }
@@ -185,38 +254,55 @@ impl IdGenerator {
     pub fn user_context_ids(&self, user_id: &str, operation: &str) -> Result<ContextIds, IdError> {
         check_user_id(user_id)?;
         check_label("operation", operation)?;
-        let n = self.next();
-        // One draw for both random parts: thread/run take the first four bytes, the
-        // request the last four (the stream order the test vectors pin).
-        let r = self.random_u64().to_le_bytes();
-        // Three allocations, each of the exact size; the run id copies the thread id's
-        // tail `{op}_{n}_{h8}`.
+        // One lock, one draw for both random parts: thread/run take the first four bytes,
+        // the request the last four (the stream order the test vectors pin).
+        let (n, r) = {
+            let mut m = self.minting();
+            (m.next(), m.entropy.next_u64().to_le_bytes())
+        };
+        // One buffer of the exact size: `thread_{tail}run_{tail}req_{op}_{n+1}_{h8'}`,
+        // where the run id repeats the thread id's tail `{op}_{n}_{h8}`.
         let mut digits = itoa::Buffer::new();
         let n_text = digits.format(n);
         let tail_len = operation.len() + n_text.len() + 10;
-        let mut thread_id = String::with_capacity(tail_len + 7);
-        thread_id.push_str("thread_");
-        thread_id.push_str(operation);
-        thread_id.push('_');
-        thread_id.push_str(n_text);
-        thread_id.push('_');
-        push_hex_bytes(&mut thread_id, &r[..4], 8);
-        let tail = &thread_id["thread_".len()..];
-        let mut run_id = String::with_capacity(tail.len() + 4);
-        run_id.push_str("run_");
-        run_id.push_str(tail);
-        let n1_text = digits.format(n.wrapping_add(1));
-        let mut request_id = String::with_capacity(operation.len() + n1_text.len() + 14);
-        request_id.push_str("req_");
-        request_id.push_str(operation);
-        request_id.push('_');
-        request_id.push_str(n1_text);
-        request_id.push('_');
-        push_hex_bytes(&mut request_id, &r[4..], 8);
+        // n+1 differs from n in the last digit alone unless that digit is 9.
+        let mut digits1 = itoa::Buffer::new();
+        let (n1_head, n1_last) = match n_text.as_bytes() {
+            [head @ .., last] if *last != b'9' => {
+                (&n_text[..head.len()], Some(char::from(last + 1)))
+            }
+            _ => (digits1.format(n.wrapping_add(1)), None),
+        };
+        let n1_len = n1_head.len() + usize::from(n1_last.is_some());
+        let run_at = "thread_".len() + tail_len;
+        let request_at = run_at + "run_".len() + tail_len;
+        let len = request_at + "req_".len() + operation.len() + n1_len + 10;
+        // Both random parts as hex in one buffer, checked as text once.
+        let hex = hex16(&r);
+        let hex = std::str::from_utf8(&hex).unwrap_or_default();
+        let mut text = String::with_capacity(len);
+        text.push_str("thread_");
+        text.push_str(operation);
+        text.push('_');
+        text.push_str(n_text);
+        text.push('_');
+        text.push_str(hex.get(..8).unwrap_or_default());
+        text.push_str("run_");
+        text.extend_from_within("thread_".len()..run_at);
+        text.push_str("req_");
+        text.push_str(operation);
+        text.push('_');
+        text.push_str(n1_head);
+        if let Some(d) = n1_last {
+            text.push(d);
+        }
+        text.push('_');
+        text.push_str(hex.get(8..).unwrap_or_default());
+        debug_assert_eq!(text.len(), len);
         Ok(ContextIds {
-            thread_id,
-            run_id,
-            request_id,
+            text: text.into_boxed_str(),
+            run_at,
+            request_at,
         })
     }
 
@@ -242,7 +328,14 @@ impl IdGenerator {
         include_random: bool,
         random_length: usize,
     ) -> String {
-        let n = self.next();
+        // At most 64 hex digits (checked by the callers): 32 bytes.
+        let mut random = [0u8; 32];
+        let bytes = if include_random {
+            random_length.div_ceil(2).min(random.len())
+        } else {
+            0
+        };
+        let n = self.next_with_random(&mut random[..bytes]);
         let mut s = String::with_capacity(prefix.len() + 48);
         s.push_str(prefix);
         s.push('_');
@@ -251,7 +344,7 @@ impl IdGenerator {
         push_u64(&mut s, n);
         if include_random {
             s.push('_');
-            self.push_hex(&mut s, random_length);
+            push_hex_bytes(&mut s, &random[..bytes], random_length);
         }
         s
     }
@@ -729,6 +822,16 @@ const fn hex_pair_bytes() -> [u8; 512] {
 }
 
 /// Appends the first `chars` hex digits of `bytes` (two per byte, high nibble first).
+/// Eight bytes as sixteen lowercase hex digits.
+fn hex16(bytes: &[u8; 8]) -> [u8; 16] {
+    let mut out = [0u8; 16];
+    for (pair, &v) in out.chunks_exact_mut(2).zip(bytes) {
+        let at = 2 * v as usize;
+        pair.copy_from_slice(&HEX_PAIRS.as_bytes()[at..at + 2]);
+    }
+    out
+}
+
 fn push_hex_bytes(out: &mut String, bytes: &[u8], chars: usize) {
     out.reserve(chars);
     for (i, &b) in bytes.iter().enumerate() {
@@ -743,19 +846,22 @@ fn push_u64(out: &mut String, v: u64) {
 }
 
 fn is_lower_hex(s: &str) -> bool {
-    let b = s.as_bytes();
-    let mut words = b.chunks_exact(8);
-    for c in &mut words {
-        let w = word(c);
-        if w & HIGHS != 0 || ascii_in_range(w, b'0', b'9') | ascii_in_range(w, b'a', b'f') != HIGHS
-        {
-            return false;
-        }
+    all_bytes(
+        s.as_bytes(),
+        |w| {
+            w & HIGHS == 0 && ascii_in_range(w, b'0', b'9') | ascii_in_range(w, b'a', b'f') == HIGHS
+        },
+        |b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b),
+    )
+}
+
+/// Whether every byte passes: eight at a time with `word_ok` (which must agree with
+/// `byte_ok` on each byte), the last bytes as one word that overlaps the one before.
+fn all_bytes(b: &[u8], word_ok: impl Fn(u64) -> bool, byte_ok: impl Fn(u8) -> bool) -> bool {
+    if b.len() < 8 {
+        return b.iter().all(|&c| byte_ok(c));
     }
-    words
-        .remainder()
-        .iter()
-        .all(|&b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    b.chunks_exact(8).all(|c| word_ok(word(c))) && word_ok(word(&b[b.len() - 8..]))
 }
 
 // Inlined into each caller: the call and its register saves were ~10% of a parse.
@@ -891,17 +997,11 @@ pub(crate) fn check_text(what: &'static str, value: &str) -> Result<(), IdError>
 
 /// Every byte printable ASCII other than space and `:`.
 fn is_plain_user(b: &[u8]) -> bool {
-    let mut words = b.chunks_exact(8);
-    for c in &mut words {
-        let w = word(c);
-        if w & HIGHS != 0 || ascii_in_range(w, b'!', b'~') != HIGHS || byte_eq_mask(w, b':') != 0 {
-            return false;
-        }
-    }
-    words
-        .remainder()
-        .iter()
-        .all(|&c| BYTE_CLASS[c as usize] & PLAIN_USER != 0)
+    all_bytes(
+        b,
+        |w| w & HIGHS == 0 && ascii_in_range(w, b'!', b'~') == HIGHS && byte_eq_mask(w, b':') == 0,
+        |c| BYTE_CLASS[c as usize] & PLAIN_USER != 0,
+    )
 }
 
 fn check_user_id(user_id: &str) -> Result<(), IdError> {
@@ -944,22 +1044,54 @@ mod tests {
     fn user_context_ids_share_counter_and_random() {
         let (g, _) = generator();
         let ids = g.user_context_ids("user123", "websocket_factory").unwrap();
-        let t = parse_context_id(&ids.thread_id).unwrap();
-        let r = parse_context_id(&ids.run_id).unwrap();
-        let q = parse_context_id(&ids.request_id).unwrap();
+        let t = parse_context_id(ids.thread_id()).unwrap();
+        let r = parse_context_id(ids.run_id()).unwrap();
+        let q = parse_context_id(ids.request_id()).unwrap();
         assert_eq!(t.operation, "websocket_factory");
         assert_eq!((t.counter, r.counter, q.counter), (1, 1, 2));
         assert_eq!(t.random, r.random);
         assert!(is_h8(&t.random) && is_h8(&q.random));
         assert_eq!(
-            &ids.thread_id["thread_".len()..],
-            &ids.run_id["run_".len()..]
+            &ids.thread_id()["thread_".len()..],
+            &ids.run_id()["run_".len()..]
         );
-        assert!(ids.thread_id.starts_with("thread_websocket_factory_1_"));
-        assert!(ids.request_id.starts_with("req_websocket_factory_2_"));
+        assert!(ids.thread_id().starts_with("thread_websocket_factory_1_"));
+        assert!(ids.request_id().starts_with("req_websocket_factory_2_"));
         // One counter step per call.
         let again = g.user_context_ids("user123", "websocket_factory").unwrap();
-        assert!(again.thread_id.starts_with("thread_websocket_factory_2_"));
+        assert!(again.thread_id().starts_with("thread_websocket_factory_2_"));
+    }
+
+    #[test]
+    fn request_counter_is_one_more_across_digit_carries() {
+        // n + 1 is written from n's digits unless n ends in 9: 9 -> 10, 99 -> 100, ...
+        let (g, _) = generator();
+        for n in 1..=1_000u64 {
+            let ids = g.user_context_ids("u1", "op").unwrap();
+            assert_eq!(parse_context_id(ids.thread_id()).unwrap().counter, n);
+            assert_eq!(parse_context_id(ids.request_id()).unwrap().counter, n + 1);
+            let q = ids.request_id();
+            let expected = format!("req_op_{}_", n + 1);
+            assert_eq!(&q[..q.len() - 8], expected, "request id {q}");
+            let debug = format!("{ids:?}");
+            assert!(debug.contains(&format!("request_id: {q:?}")), "{debug}");
+        }
+    }
+
+    #[test]
+    fn context_ids_serialise_as_three_named_strings() {
+        let (g, _) = generator();
+        let ids = g.user_context_ids("u1", "op").unwrap();
+        let v = serde_json::to_value(&ids).unwrap();
+        assert_eq!(v["thread_id"], ids.thread_id());
+        assert_eq!(v["run_id"], ids.run_id());
+        assert_eq!(v["request_id"], ids.request_id());
+        assert_eq!(v.as_object().unwrap().len(), 3);
+        let (t, r, q) = ids.clone().into_strings();
+        assert_eq!(
+            (t.as_str(), r.as_str(), q.as_str()),
+            (ids.thread_id(), ids.run_id(), ids.request_id())
+        );
     }
 
     #[test]
@@ -1125,12 +1257,12 @@ mod tests {
         let (g, clock) = generator();
         let ids = g.user_context_ids("u1", "websocket_factory").unwrap();
         assert_eq!(
-            correlation(&ids.thread_id, &ids.run_id),
+            correlation(ids.thread_id(), ids.run_id()),
             Some(RunFormat::Generator)
         );
-        assert_eq!(thread_id_for_run(&ids.run_id).unwrap(), ids.thread_id);
+        assert_eq!(thread_id_for_run(ids.run_id()).unwrap(), ids.thread_id());
         let other = g.user_context_ids("u1", "websocket_factory").unwrap();
-        assert!(!are_correlated(&ids.thread_id, &other.run_id));
+        assert!(!are_correlated(ids.thread_id(), other.run_id()));
         clock.set(1_700_000_012_345);
         let mr = g.manager_run_id("different-thread-abcd1234").unwrap();
         assert!(
@@ -1145,11 +1277,11 @@ mod tests {
         let readings = run_readings(&mr);
         assert_eq!(readings[0].format, RunFormat::Generator);
         assert_eq!(readings[1].thread_id, "different-thread-abcd1234");
-        let mr2 = g.manager_run_id(&ids.thread_id).unwrap();
-        assert!(are_correlated(&ids.thread_id, &mr2));
+        let mr2 = g.manager_run_id(ids.thread_id()).unwrap();
+        assert!(are_correlated(ids.thread_id(), &mr2));
         assert!(run_readings(&mr2)
             .iter()
-            .any(|r| r.thread_id == ids.thread_id));
+            .any(|r| r.thread_id == ids.thread_id()));
         // ms % 100000 == 0 prints "0".
         let g = IdGenerator::new(
             Arc::new(ManualClock::new(1_700_000_000_000)),

@@ -102,7 +102,7 @@ impl SessionStore {
                     s.run_id = r.to_owned();
                 }
             }
-            s.request_id = minted.request_id;
+            s.request_id = minted.request_id().to_owned();
             s.last_access_ms = now_ms;
             s.accesses += 1;
             return Ok(SessionIds {
@@ -123,14 +123,14 @@ impl SessionStore {
                 ids.manager_run_id(t)
                     .map_err(crate::error::ContextError::from)?,
             ),
-            (None, Some(r)) => (minted.thread_id, r.to_owned()),
-            (None, None) => (minted.thread_id, minted.run_id),
+            (None, Some(r)) => (minted.thread_id().to_owned(), r.to_owned()),
+            (None, None) => (minted.thread_id().to_owned(), minted.run_id().to_owned()),
         };
         let session = Session {
             user_id: user_id.to_owned(),
             thread_id: thread,
             run_id: run,
-            request_id: minted.request_id,
+            request_id: minted.request_id().to_owned(),
             operation: operation.to_owned(),
             created_ms: now_ms,
             last_access_ms: now_ms,

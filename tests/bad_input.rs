@@ -41,7 +41,7 @@ fn short(e: &dyn std::fmt::Display) -> String {
 }
 
 fn huge(c: char) -> String {
-    std::iter::repeat(c).take(TEN_MB).collect()
+    std::iter::repeat_n(c, TEN_MB).collect()
 }
 
 // ---- strings -----------------------------------------------------------------------

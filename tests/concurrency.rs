@@ -61,7 +61,7 @@ fn id_generator_from_many_threads_is_unique_and_counts_exactly() {
                     }
                     1 => {
                         let c = g.user_context_ids("alice", "websocket_factory").unwrap();
-                        ids.extend([c.thread_id, c.run_id, c.request_id]);
+                        ids.extend([c.thread_id(), c.run_id(), c.request_id()].map(str::to_owned));
                     }
                     _ => ids.push(g.websocket_connection_id("bob", None).unwrap()),
                 }

@@ -56,18 +56,18 @@ proptest! {
         let mut last = None;
         for n in 1..=calls as u64 {
             let ids = g.user_context_ids(&user, &op).unwrap();
-            let t = parse_context_id(&ids.thread_id).unwrap();
-            let r = parse_context_id(&ids.run_id).unwrap();
-            let q = parse_context_id(&ids.request_id).unwrap();
+            let t = parse_context_id(ids.thread_id()).unwrap();
+            let r = parse_context_id(ids.run_id()).unwrap();
+            let q = parse_context_id(ids.request_id()).unwrap();
             prop_assert_eq!((t.kind, r.kind, q.kind), (ContextIdKind::Thread, ContextIdKind::Run, ContextIdKind::Request));
             prop_assert_eq!(&t.operation, &op);
             prop_assert_eq!((t.counter, q.counter), (n, n + 1));
             prop_assert_eq!(&t.random, &r.random);
-            prop_assert_eq!(correlation(&ids.thread_id, &ids.run_id), Some(RunFormat::Generator));
-            prop_assert_eq!(thread_id_for_run(&ids.run_id).unwrap(), ids.thread_id.clone());
-            if let Some((prev_thread, prev_run)) = last.replace((ids.thread_id.clone(), ids.run_id.clone())) {
-                prop_assert!(!are_correlated(&prev_thread, &ids.run_id));
-                prop_assert!(!are_correlated(&ids.thread_id, &prev_run));
+            prop_assert_eq!(correlation(ids.thread_id(), ids.run_id()), Some(RunFormat::Generator));
+            prop_assert_eq!(thread_id_for_run(ids.run_id()).unwrap(), ids.thread_id());
+            if let Some((prev_thread, prev_run)) = last.replace((ids.thread_id().to_owned(), ids.run_id().to_owned())) {
+                prop_assert!(!are_correlated(&prev_thread, ids.run_id()));
+                prop_assert!(!are_correlated(ids.thread_id(), &prev_run));
             }
         }
     }

@@ -26,9 +26,9 @@ pub fn context(g: &IdGenerator, i: usize) -> UserContext {
     let user = format!("user-{i:08}");
     let ids = g.user_context_ids(&user, "websocket_factory").unwrap();
     let ws = g.websocket_client_id(&user, None).unwrap();
-    UserContext::builder(user, ids.thread_id, ids.run_id)
+    UserContext::builder(user, ids.thread_id(), ids.run_id())
         .websocket_client_id(Some(ws))
-        .build_with_request_id(ids.request_id)
+        .build_with_request_id(ids.request_id().to_owned())
         .unwrap()
 }
 

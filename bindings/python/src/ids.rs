@@ -88,13 +88,15 @@ impl PyIdGenerator {
     }
 
     #[pyo3(signature = (user_id, operation="context"))]
-    fn user_context_ids(
+    fn user_context_ids<'py>(
         &self,
+        py: Python<'py>,
         user_id: &str,
         operation: &str,
-    ) -> PyResult<(String, String, String)> {
+    ) -> PyResult<Bound<'py, pyo3::types::PyTuple>> {
         let c = self.inner.user_context_ids(user_id, operation).py()?;
-        Ok((c.thread_id, c.run_id, c.request_id))
+        // Python strings straight from the core's one buffer.
+        pyo3::types::PyTuple::new(py, [c.thread_id(), c.run_id(), c.request_id()])
     }
 
     #[pyo3(signature = (prefix="id", include_random=true, random_length=8))]

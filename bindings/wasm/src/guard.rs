@@ -139,9 +139,10 @@ impl ThreadGuard {
             .at_now()?
             .user_context_ids(&self.user_id, &self.operation)
             .map_err(core)?;
-        self.adopt(ids.thread_id.clone(), Source::Minted)?;
+        let thread = ids.thread_id().to_owned();
+        self.adopt(thread.clone(), Source::Minted)?;
         self.snapshot("thread_minted", None, None);
-        Ok(ids.thread_id)
+        Ok(thread)
     }
 
     fn check(&mut self, message: &JsValue, direction: &str) -> JsValue {
