@@ -1262,13 +1262,25 @@ impl SnapshotFilter {
             if !s
                 .thread_ids()
                 .iter()
-                .any(|(_, id)| id.is_some_and(|id| id.contains(t)))
+                .any(|(_, id)| id.is_some_and(|id| contains_text(id, t)))
             {
                 return false;
             }
         }
         !self.mismatches_only || s.mismatch
     }
+}
+
+/// `haystack.contains(needle)` for a non-empty needle, by comparing at each place the
+/// needle's first byte occurs. Written out so the WebAssembly build does not link the
+/// two-way substring searcher (~2 KB); ids are at most 1024 bytes, so the plain scan is
+/// bounded.
+fn contains_text(haystack: &str, needle: &str) -> bool {
+    let (h, n) = (haystack.as_bytes(), needle.as_bytes());
+    let Some((&first, _)) = n.split_first() else {
+        return true;
+    };
+    h.len() >= n.len() && (0..=h.len() - n.len()).any(|i| h[i] == first && h[i..].starts_with(n))
 }
 
 impl Tracker {
@@ -1844,6 +1856,22 @@ mod tests {
     use super::*;
 
     const T: &str = "thread_websocket_factory_1234567890_abc_def123";
+
+    proptest::proptest! {
+        /// The filter's substring test agrees with `str::contains`, on text from a small
+        /// alphabet (so matches, near misses and overlaps are common) and on any text.
+        #[test]
+        fn contains_text_is_str_contains(
+            h in "[ab_é]{0,40}",
+            n in "[ab_é]{0,6}",
+            any_h in ".{0,20}",
+            any_n in ".{0,3}",
+        ) {
+            proptest::prop_assert_eq!(contains_text(&h, &n), h.contains(n.as_str()));
+            proptest::prop_assert_eq!(contains_text(&any_h, &any_n), any_h.contains(any_n.as_str()));
+            proptest::prop_assert_eq!(contains_text(&h, &any_n), h.contains(any_n.as_str()));
+        }
+    }
     const LEGACY: &str = "user123_thread_websocket_factory_1234567890_abc_def123_run456";
 
     fn seed_tracker() -> Tracker {
