@@ -513,34 +513,72 @@ pub struct Tracker {
 impl Tracker {
     /// A tracker that keeps every snapshot.
     pub fn new(started_ms: u64) -> Self {
-        Self {
-            started_ms,
-            capacity: None,
-            snapshots: VecDeque::new(),
-            violations: VecDeque::new(),
-            totals: Totals::default(),
-            interned: FastMap::default(),
-            last_manager: None,
-            last_manager_by_user: FastMap::default(),
-            frozen_at_ms: None,
-        }
+        Self::keyed(started_ms, None, FixedState::default())
     }
 
     /// A tracker that keeps the last `capacity` snapshots and violations; every count
     /// stays exact. For production monitoring.
     pub fn bounded(started_ms: u64, capacity: usize) -> Result<Self, ReportError> {
-        if capacity == 0 {
-            return Err(ReportError::Capacity { value: 0 });
-        }
-        Ok(Self {
-            capacity: Some(capacity),
-            ..Self::new(started_ms)
-        })
+        Self::seeded_or_default(started_ms, Some(capacity), None)
     }
 
-    /// Keys the tracker's hash tables with `seed` (the default is a fixed seed). A
-    /// tracker fed ids from outside should get a random seed (from an
-    /// [`crate::Entropy`]), so that nobody can choose ids that collide.
+    /// A tracker, bounded when `capacity` is given, whose hash tables are keyed with
+    /// `hash_seed` from the start. A tracker fed ids from outside should get a random
+    /// seed (from an [`crate::Entropy`]), so that nobody can choose ids that collide
+    /// under the fixed default seed.
+    pub fn seeded(
+        started_ms: u64,
+        capacity: Option<usize>,
+        hash_seed: u64,
+    ) -> Result<Self, ReportError> {
+        Self::seeded_or_default(started_ms, capacity, Some(hash_seed))
+    }
+
+    fn seeded_or_default(
+        started_ms: u64,
+        capacity: Option<usize>,
+        hash_seed: Option<u64>,
+    ) -> Result<Self, ReportError> {
+        if capacity == Some(0) {
+            return Err(ReportError::Capacity { value: 0 });
+        }
+        let state = hash_seed.map_or_else(FixedState::default, FixedState::with_seed);
+        Ok(Self::keyed(started_ms, capacity, state))
+    }
+
+    /// The one constructor: every table keyed by `state`.
+    fn keyed(started_ms: u64, capacity: Option<usize>, state: FixedState) -> Self {
+        Self {
+            started_ms,
+            capacity,
+            snapshots: VecDeque::new(),
+            violations: VecDeque::new(),
+            totals: Totals {
+                snapshots: 0,
+                inconsistent: 0,
+                violations: 0,
+                thread_ids: Vec::new(),
+                thread_id_set: FastSet::with_hasher(state),
+                users: Vec::new(),
+                user_threads: FastMap::with_hasher(state),
+                user_thread_set: FastSet::with_hasher(state),
+                operation_violations: Vec::new(),
+                operation_index: FastMap::with_hasher(state),
+                first_divergence: None,
+                last_consistent_before_divergence: None,
+                last_consistent: None,
+                managers_created: 0,
+                managers_cleaned_up: 0,
+            },
+            interned: FastMap::with_hasher(state),
+            last_manager: None,
+            last_manager_by_user: FastMap::with_hasher(state),
+            frozen_at_ms: None,
+        }
+    }
+
+    /// Keys the tables of a tracker already in use with `seed`, rehashing what they hold
+    /// (see [`Self::seeded`]).
     pub fn with_hash_seed(mut self, seed: u64) -> Self {
         let t = &mut self.totals;
         t.thread_id_set = rekeyed_set(std::mem::take(&mut t.thread_id_set), seed);
@@ -1093,8 +1131,29 @@ impl Tracker {
     }
 
     /// Reads a report written by `to_json` (by any language's binding). Malformed,
-    /// oversized, too deeply nested or wrong-schema input is a clear error.
+    /// oversized, too deeply nested or wrong-schema input is a clear error. The tracker's
+    /// tables use the fixed default seed: for a file from elsewhere, use
+    /// [`Self::from_json_seeded`].
     pub fn from_json(text: &str, limits: ReportLimits) -> Result<Self, ReportError> {
+        Self::read_json(text, limits, None)
+    }
+
+    /// [`Self::from_json`] into a tracker keyed with `hash_seed` from the start (see
+    /// [`Self::with_hash_seed`]), so that a crafted file cannot make its own load slow
+    /// with ids that collide under the default seed.
+    pub fn from_json_seeded(
+        text: &str,
+        limits: ReportLimits,
+        hash_seed: u64,
+    ) -> Result<Self, ReportError> {
+        Self::read_json(text, limits, Some(hash_seed))
+    }
+
+    fn read_json(
+        text: &str,
+        limits: ReportLimits,
+        hash_seed: Option<u64>,
+    ) -> Result<Self, ReportError> {
         if text.len() > limits.max_bytes {
             return Err(ReportError::TooLarge {
                 len: text.len(),
@@ -1129,10 +1188,7 @@ impl Tracker {
             field: f.to_owned(),
             problem: p,
         };
-        let mut tr = match file.capacity {
-            None => Tracker::new(file.started_at_ms),
-            Some(c) => Tracker::bounded(file.started_at_ms, c)?,
-        };
+        let mut tr = Tracker::seeded_or_default(file.started_at_ms, file.capacity, hash_seed)?;
         let mut prev: Option<u64> = None;
         for (i, r) in file.snapshots.into_iter().enumerate() {
             check_increasing("snapshots", i, &mut prev, r.index)?;
@@ -2027,6 +2083,30 @@ ANALYSIS:
         let back = Tracker::from_json(&j, ReportLimits::default()).unwrap();
         assert_eq!(back.to_json(0), j);
         assert_eq!(back.report_text(0), tr.report_text(1_641_234_569_000));
+        // The hash seed changes no answer, for a loaded tracker or one it goes on with.
+        for seed in [0, 1, u64::MAX, 0x5eed] {
+            let mut seeded = Tracker::from_json_seeded(&j, ReportLimits::default(), seed).unwrap();
+            assert_eq!(seeded.to_json(0), j);
+            assert_eq!(seeded.analyze(5), back.analyze(5));
+            let mut plain = back.clone();
+            for t in [&mut seeded, &mut plain] {
+                let input = SnapshotInput {
+                    operation: "later",
+                    user_id: Some("user123"),
+                    user_context_thread_id: Some("thread_other"),
+                    ..Default::default()
+                };
+                t.take_snapshot(input, 1_641_234_570_000).unwrap();
+            }
+            assert_eq!(seeded.to_json(1), plain.to_json(1));
+        }
+        let bad = Tracker::from_json_seeded("{", ReportLimits::default(), 7).unwrap_err();
+        assert_eq!(
+            bad.to_string(),
+            Tracker::from_json("{", ReportLimits::default())
+                .unwrap_err()
+                .to_string()
+        );
     }
 
     #[test]
@@ -2060,6 +2140,30 @@ ANALYSIS:
             .report_text(0)
             .contains("(3 earlier snapshots not retained)"));
         assert!(Tracker::bounded(0, 0).is_err());
+        assert!(Tracker::seeded(0, Some(0), 9).is_err());
+        // A seeded tracker answers as the default one, bounded or not.
+        for capacity in [None, Some(2)] {
+            let mut a = match capacity {
+                None => Tracker::new(0),
+                Some(c) => Tracker::bounded(0, c).unwrap(),
+            };
+            let mut b = Tracker::seeded(0, capacity, 0xdead_beef).unwrap();
+            assert_eq!(b.capacity(), capacity);
+            for i in 0..5u64 {
+                for t in [&mut a, &mut b] {
+                    let input = SnapshotInput {
+                        operation: "op",
+                        user_id: Some(if i % 2 == 0 { "u1" } else { "u2" }),
+                        user_context_thread_id: Some("thread_a"),
+                        manager_thread_id: Some(if i == 3 { "thread_b" } else { "thread_a" }),
+                        ..Default::default()
+                    };
+                    t.take_snapshot(input, i).unwrap();
+                }
+            }
+            assert_eq!(a.to_json(9), b.to_json(9));
+            assert_eq!(a.report_text(9), b.report_text(9));
+        }
     }
 
     #[test]

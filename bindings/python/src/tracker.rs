@@ -349,11 +349,7 @@ impl PyTracker {
     #[pyo3(signature = (capacity=None, *, started_ms=None))]
     fn new(capacity: Option<usize>, started_ms: Option<u64>) -> PyResult<Self> {
         let start = now_or(started_ms);
-        let t = match capacity {
-            None => Tracker::new(start),
-            Some(c) => Tracker::bounded(start, c).py()?,
-        };
-        let t = t.with_hash_seed(hash_seed()?);
+        let t = Tracker::seeded(start, capacity, hash_seed()?).py()?;
         Ok(Self {
             inner: Mutex::new(t),
         })
@@ -508,7 +504,7 @@ impl PyTracker {
         };
         let seed = hash_seed()?;
         let t = py
-            .detach(|| Tracker::from_json(&text, limits).map(|t| t.with_hash_seed(seed)))
+            .detach(|| Tracker::from_json_seeded(&text, limits, seed))
             .py()?;
         Ok(Self {
             inner: Mutex::new(t),

@@ -340,3 +340,12 @@ impl JsClock {
         }
     }
 }
+
+/// A random key for a tracker's hash tables (the core's default seed is fixed and
+/// public): from the platform's generator (`crypto.getRandomValues`).
+pub fn hash_seed() -> JsResult<u64> {
+    use threadline::Entropy;
+    Ok(threadline::SeededEntropy::from_os()
+        .map_err(core)?
+        .next_u64())
+}

@@ -250,7 +250,12 @@ impl ThreadGuard {
         let clock = JsClock::from_options(&o)?;
         let capacity = o.whole("capacity")?.unwrap_or(DEFAULT_CAPACITY);
         let started = clock.now()?;
-        let tracker = threadline::Tracker::bounded(started, capacity as usize).map_err(core)?;
+        let tracker = threadline::Tracker::seeded(
+            started,
+            Some(capacity as usize),
+            crate::args::hash_seed()?,
+        )
+        .map_err(core)?;
         let mut g = ThreadGuard {
             user_id: user,
             operation,

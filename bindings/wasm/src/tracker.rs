@@ -146,10 +146,9 @@ impl Tracker {
             Some(t) => t,
             None => clock.now()?,
         };
-        let core = match o.whole("capacity")? {
-            None => threadline::Tracker::new(started),
-            Some(c) => threadline::Tracker::bounded(started, c as usize).map_err(core)?,
-        };
+        let capacity = o.whole("capacity")?.map(|c| c as usize);
+        let core =
+            threadline::Tracker::seeded(started, capacity, args::hash_seed()?).map_err(core)?;
         Ok(Tracker {
             inner: Rc::new(RefCell::new(Shared { core, clock })),
         })
@@ -163,7 +162,8 @@ impl Tracker {
         let o = Options::new(&limits, "limits", &["maxBytes", "maxDepth", "clock"])?;
         let l = read_limits(&o)?;
         let clock = JsClock::from_options(&o)?;
-        let core = threadline::Tracker::from_json(&text, l).map_err(core)?;
+        let core =
+            threadline::Tracker::from_json_seeded(&text, l, args::hash_seed()?).map_err(core)?;
         Ok(Tracker {
             inner: Rc::new(RefCell::new(Shared { core, clock })),
         })
@@ -201,7 +201,8 @@ impl Tracker {
                 "report is not valid UTF-8: {e}"
             )))
         })?;
-        let core_tracker = threadline::Tracker::from_json(text, l).map_err(core)?;
+        let core_tracker =
+            threadline::Tracker::from_json_seeded(text, l, args::hash_seed()?).map_err(core)?;
         Ok(Tracker {
             inner: Rc::new(RefCell::new(Shared {
                 core: core_tracker,
