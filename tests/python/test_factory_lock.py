@@ -4,9 +4,11 @@ never runs while another thread holds the factory's lock, the lock is free again
 every call (errors included), and the wrapper table follows the registry."""
 
 import asyncio
+import gc
 import threading
 import time
 import uuid
+import weakref
 from datetime import datetime, timezone
 
 import pytest
@@ -194,3 +196,14 @@ def test_a_refused_create_leaves_the_wrapper_table_as_it_was():
         assert free_for_other_threads(f._lock)
 
     asyncio.run(body())
+
+
+def test_a_dropped_factory_and_its_managers_are_collected():
+    """The table, the factory and the wrappers refer to each other; the garbage
+    collector sees the table's references and frees them all."""
+    f = WebSocketManagerFactory()
+    ms = [asyncio.run(f.create_manager(ctx(f"gc-user-{i}"))) for i in range(3)]
+    refs = [weakref.ref(f)] + [weakref.ref(m) for m in ms]
+    del f, ms
+    gc.collect()
+    assert [r() for r in refs] == [None] * 4
