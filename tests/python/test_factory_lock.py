@@ -5,6 +5,7 @@ every call (errors included), and the wrapper table follows the registry."""
 
 import asyncio
 import gc
+import signal
 import threading
 import time
 import uuid
@@ -207,3 +208,38 @@ def test_a_dropped_factory_and_its_managers_are_collected():
     del f, ms
     gc.collect()
     assert [r() for r in refs] == [None] * 4
+
+
+def test_a_signal_interrupts_a_wait_for_the_lock():
+    """Like `RLock.acquire`, a wait in the main thread runs signal handlers (Ctrl-C)."""
+
+    class Interrupted(Exception):
+        pass
+
+    def handler(signum, frame):
+        raise Interrupted()
+
+    lock = _native.ReentrantLock()
+    held, done = threading.Event(), threading.Event()
+
+    def hold():
+        with lock:
+            held.set()
+            done.wait(10)
+
+    t = threading.Thread(target=hold)
+    t.start()
+    held.wait(5)
+    old = signal.signal(signal.SIGALRM, handler)
+    try:
+        signal.setitimer(signal.ITIMER_REAL, 0.1)
+        t0 = time.monotonic()
+        with pytest.raises(Interrupted):
+            lock.acquire()
+        assert time.monotonic() - t0 < 5 and not lock._is_owned()
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, old)
+        done.set()
+        t.join(5)
+    assert free_for_other_threads(lock)
