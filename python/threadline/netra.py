@@ -729,16 +729,19 @@ class WebSocketManagerFactory:
         self.connection_timeout_seconds = connection_timeout_seconds
         self._registry = _native.Registry(max_managers_per_user, float(connection_timeout_seconds))
         # Guards the wrapper table; held only around synchronous core calls, never across
-        # an await.
-        self._lock = threading.RLock()
-        # create_manager and cleanup_manager take it through these bound methods: a `with`
-        # statement costs about 700 instructions more (two bound-method objects per use,
-        # and `__exit__` called with three arguments).
-        self._acquire = self._lock.acquire
-        self._release = self._lock.release
+        # an await. `threading.RLock`'s rules; create_manager and cleanup_manager take it
+        # inside their one native call (`_native.ManagerTable`) instead of by two Python
+        # calls each (an RLock's `acquire` parses its arguments: about 450 instructions).
+        self._lock = _native.ReentrantLock()
         self._wrappers: Dict[int, IsolatedWebSocketManager] = {}
         self._observers: List[Any] = []
         self._active_managers: Mapping[str, IsolatedWebSocketManager] = _ActiveManagers(self)
+        table = _native.ManagerTable(
+            self._registry, self._lock, self._wrappers, self._observers, IsolatedWebSocketManager
+        )
+        # Bound once: the per-call attribute lookups cost more than the calls' own work.
+        self._create = table.create
+        self._remove = table.remove
 
     def add_observer(self, tracker: Any) -> None:
         """Feeds every registry event to `tracker.observe(event)` (manager counts and
@@ -771,35 +774,12 @@ class WebSocketManagerFactory:
             self._forget_locked(mid)
 
     async def create_manager(self, user_context: Any) -> IsolatedWebSocketManager:
+        # Under the lock, in one native call: the registry's create, the events to the
+        # observers, and the wrapper table (see `_native.ManagerTable.create`).
         if type(user_context) is UserExecutionContext:
-            ctx = user_context
-            native_ctx = ctx._ctx
-        else:
-            native_ctx, ctx = _as_context(user_context)
-        self._acquire()
-        try:
-            observers = self._observers
-            try:
-                # Nobody listening: the registry drops its events in the same call.
-                mid, stale_cleaned, at_ms, key, replaced = self._registry.create_quiet(native_ctx, not observers)
-            except ManagerLimitError:
-                self._prune_locked()  # stale managers may have been cleaned first
-                raise
-            finally:
-                if observers:
-                    self._pump_locked()
-            w = self._wrappers.get(mid)
-            if w is None:
-                if replaced is not None:
-                    # An inactive manager under the same key was replaced.
-                    self._forget_locked(replaced)
-                w = IsolatedWebSocketManager(self, mid, key, ctx, at_ms)
-                self._wrappers[mid] = w
-            if stale_cleaned:
-                self._prune_locked()
-            return w
-        finally:
-            self._release()
+            return self._create(self, user_context._ctx, user_context)
+        native_ctx, ctx = _as_context(user_context)
+        return self._create(self, native_ctx, ctx)
 
     def get_manager(self, isolation_key: str) -> Optional[IsolatedWebSocketManager]:
         try:
@@ -808,19 +788,9 @@ class WebSocketManagerFactory:
             return None
 
     async def cleanup_manager(self, isolation_key: str) -> bool:
-        if not isinstance(isolation_key, str):
-            return False
-        self._acquire()
-        try:
-            observers = self._observers
-            try:
-                # Removes the manager and forgets its wrapper (_forget_locked) in one call.
-                return self._registry.remove_quiet(isolation_key, not observers, self._wrappers)
-            finally:
-                if observers:
-                    self._pump_locked()
-        finally:
-            self._release()
+        # Under the lock, in one native call: False for a key that is not a str or has no
+        # manager; the removed manager's wrapper is forgotten (`_native.ManagerTable.remove`).
+        return self._remove(self, isolation_key)
 
     async def force_cleanup_user_managers(self, user_id: str) -> int:
         """Removes ALL of the user's managers, fresh or stale; returns how many."""

@@ -2,8 +2,8 @@
 //!
 //! Every object is `frozen` with its mutable core state behind a `Mutex`, so it can be
 //! shared between Python threads. A lock is never held while Python code runs or while
-//! the GIL is re-acquired; long work (analysis, report text, JSON) runs with the GIL
-//! released. Time comes from the system clock here, never inside the core.
+//! the GIL is re-acquired (except `ReentrantLock`, a lock for Python code: see lock.rs);
+//! long work (analysis, report text, JSON) runs with the GIL released. Time comes from the system clock here, never inside the core.
 
 use std::sync::{Mutex, MutexGuard};
 
@@ -17,6 +17,7 @@ use threadline::tracker::{StoredMetadata, StoredValue};
 
 mod context;
 mod ids;
+mod lock;
 mod registry;
 mod tracker;
 
@@ -445,6 +446,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(now_ms, m)?)?;
     ids::register(m)?;
     context::register(m)?;
+    lock::register(m)?;
     registry::register(m)?;
     tracker::register(m)?;
     Ok(())

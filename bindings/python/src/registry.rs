@@ -3,13 +3,15 @@
 use std::sync::Mutex;
 
 use pyo3::gc::PyVisit;
+use pyo3::intern;
 use pyo3::prelude::*;
-use pyo3::types::{PyDict, PyInt, PyList, PyString};
+use pyo3::types::{PyDict, PyInt, PyList, PyString, PyType};
 use pyo3::PyTraverseError;
 use threadline::registry::{CleanupReason, EventKind, Manager};
 use threadline::{Connection, ManagerId, Registry, RegistryConfig, RegistryEvent};
 
 use crate::context::PyUserContext;
+use crate::lock::{Held, PyReentrantLock};
 use crate::{json_to_py, lock, map_to_py, metadata_arg, now_or, system_now_ms, Kind, PyResultExt};
 
 /// A registered manager as it was when asked for (a copy: the registry moves on).
@@ -210,11 +212,12 @@ impl PyRegistryEvent {
     }
 }
 
-/// Drops the wrapper of manager `id` from the drop-in's table and clears its connection
-/// objects (called with no registry lock held: dropping them may run Python code).
-fn forget_wrapper(wrappers: &Bound<'_, PyDict>, id: u64) -> PyResult<()> {
-    if let Some(w) = wrappers.get_item(id)? {
-        wrappers.del_item(id)?;
+/// Drops the wrapper under `key` (a manager id) from the drop-in's table and clears its
+/// connection objects (called with no registry lock held: dropping them may run Python
+/// code).
+fn forget_wrapper(wrappers: &Bound<'_, PyDict>, key: &Bound<'_, PyAny>) -> PyResult<()> {
+    if let Some(w) = wrappers.get_item(key)? {
+        wrappers.del_item(key)?;
         if let Ok(h) = w.cast::<PyManagerHandle>() {
             h.get().connection_objects.bind(wrappers.py()).clear();
         }
@@ -236,6 +239,82 @@ fn seconds_to_ms(name: &'static str, s: f64) -> PyResult<u64> {
         ));
     }
     Ok((s * 1000.0) as u64)
+}
+
+/// What a drop-in create did: the manager's id, how many stale managers were cleaned,
+/// the time of the call, the key as the registry files it, and the id of the inactive
+/// manager it replaced under the same key, if any.
+type DropInCreated<'py> = (u64, usize, u64, Bound<'py, PyString>, Option<u64>);
+
+impl PyRegistry {
+    /// `create` for the Netra drop-in. With `discard_events` (nobody listens) the
+    /// registry's events are dropped in the same hold of the lock, whether the create
+    /// succeeds or fails.
+    fn create_dropin<'py>(
+        &self,
+        context: &Bound<'py, PyUserContext>,
+        discard_events: bool,
+    ) -> PyResult<DropInCreated<'py>> {
+        let py = context.py();
+        let ctx = context.get().inner.clone();
+        let now = system_now_ms();
+        let mut r = lock(&self.inner);
+        // With observers the events stay for them: the manager under the key is looked
+        // up before instead.
+        let before = if discard_events {
+            None
+        } else {
+            let k = format!("{}:{}", ctx.user_id(), ctx.thread_id());
+            r.get(&k).map(|m| m.id())
+        };
+        let c = r.create(ctx, now);
+        let mut replaced = None;
+        if discard_events && r.pending_events() > 0 {
+            replaced = r.drain_events().iter().find_map(|e| match e.kind {
+                EventKind::CleanedUp {
+                    reason: CleanupReason::Replaced,
+                } => e.manager_id,
+                _ => None,
+            });
+        }
+        let key = match &c {
+            // The key as the registry files it: no second copy of the context's ids.
+            Ok(c) => {
+                if !discard_events {
+                    replaced = before.filter(|&b| b != c.id);
+                }
+                r.manager(c.id).map(|m| PyString::new(py, m.key()))
+            }
+            Err(_) => None,
+        };
+        drop(r);
+        let c = c.py()?;
+        let key = match key {
+            Some(k) => k,
+            None => PyString::new(py, &context.get().inner.isolation_key().canonical()),
+        };
+        Ok((c.id.0, c.stale_cleaned, now, key, replaced.map(|m| m.0)))
+    }
+
+    /// `cleanup` for the Netra drop-in: the id of the manager removed, if any. With
+    /// `discard_events` the registry's events are dropped in the same hold of the lock.
+    fn remove_dropin(&self, key: &str, discard_events: bool) -> Option<u64> {
+        let mut r = lock(&self.inner);
+        let id = r.get(key).map(|m| m.id());
+        let removed = id.filter(|&id| r.cleanup_id(id, system_now_ms()));
+        if discard_events && r.pending_events() > 0 {
+            r.drain_events();
+        }
+        removed.map(|id| id.0)
+    }
+
+    /// Which of `ids` the registry no longer holds.
+    fn gone(&self, ids: &[u64]) -> Vec<usize> {
+        let r = lock(&self.inner);
+        (0..ids.len())
+            .filter(|&i| r.manager(ManagerId(ids[i])).is_none())
+            .collect()
+    }
 }
 
 #[pymethods]
@@ -294,86 +373,6 @@ impl PyRegistry {
             stale_cleaned: c.stale_cleaned,
             at_ms: now,
         })
-    }
-
-    /// `create` for the Netra drop-in: `(manager_id, stale_cleaned, at_ms, key,
-    /// replaced)`, positional only; `replaced` is the id of the inactive manager the new
-    /// one replaced under the same key, if any. With `discard_events` (nobody listens) the
-    /// registry's events are dropped in the same hold of the lock, whether the create
-    /// succeeds or raises.
-    #[pyo3(signature = (context, discard_events, /))]
-    #[allow(clippy::type_complexity)]
-    fn create_quiet<'py>(
-        &self,
-        context: &Bound<'py, PyUserContext>,
-        discard_events: bool,
-    ) -> PyResult<(u64, usize, u64, Bound<'py, PyString>, Option<u64>)> {
-        let py = context.py();
-        let ctx = context.get().inner.clone();
-        let now = system_now_ms();
-        let mut r = lock(&self.inner);
-        // With observers the events stay for them: the manager under the key is looked
-        // up before instead.
-        let before = if discard_events {
-            None
-        } else {
-            let k = format!("{}:{}", ctx.user_id(), ctx.thread_id());
-            r.get(&k).map(|m| m.id())
-        };
-        let c = r.create(ctx, now);
-        let mut replaced = None;
-        if discard_events && r.pending_events() > 0 {
-            replaced = r.drain_events().iter().find_map(|e| match e.kind {
-                EventKind::CleanedUp {
-                    reason: CleanupReason::Replaced,
-                } => e.manager_id,
-                _ => None,
-            });
-        }
-        let key = match &c {
-            // The key as the registry files it: no second copy of the context's ids.
-            Ok(c) => {
-                if !discard_events {
-                    replaced = before.filter(|&b| b != c.id);
-                }
-                r.manager(c.id).map(|m| PyString::new(py, m.key()))
-            }
-            Err(_) => None,
-        };
-        drop(r);
-        let c = c.py()?;
-        let key = match key {
-            Some(k) => k,
-            None => PyString::new(py, &context.get().inner.isolation_key().canonical()),
-        };
-        Ok((c.id.0, c.stale_cleaned, now, key, replaced.map(|m| m.0)))
-    }
-
-    /// `cleanup` for the Netra drop-in, positional only: True when a manager was
-    /// removed, whose wrapper is then dropped from `wrappers` (manager id -> wrapper) and
-    /// its connection objects cleared (after the registry's lock is released). With
-    /// `discard_events` the registry's events are dropped in the same hold of the lock.
-    #[pyo3(signature = (key, discard_events, wrappers, /))]
-    fn remove_quiet(
-        &self,
-        key: &str,
-        discard_events: bool,
-        wrappers: &Bound<'_, PyDict>,
-    ) -> PyResult<bool> {
-        let removed = {
-            let mut r = lock(&self.inner);
-            let id = r.get(key).map(|m| m.id());
-            let removed = id.filter(|&id| r.cleanup_id(id, system_now_ms()));
-            if discard_events && r.pending_events() > 0 {
-                r.drain_events();
-            }
-            removed
-        };
-        let Some(id) = removed else {
-            return Ok(false);
-        };
-        forget_wrapper(wrappers, id.0)?;
-        Ok(true)
     }
 
     /// The manager under a key (canonical or older form), or `None`.
@@ -639,8 +638,156 @@ impl PyManagerHandle {
     }
 }
 
+/// The Netra drop-in factory's create and cleanup, each one native call: the factory's
+/// lock, the registry's create or cleanup, the hand-off of events to the factory's
+/// observers (`factory._pump_locked()`, only when there are any), and the factory's
+/// wrapper table (manager id -> wrapper: a new wrapper for a new manager, none for a
+/// manager that is gone). The lock is taken and released here, so a create or cleanup
+/// never interleaves with Python code that holds it (`add_connection` and the like).
+#[pyclass(frozen, name = "ManagerTable", module = "threadline._native")]
+pub struct PyManagerTable {
+    registry: Py<PyRegistry>,
+    lock: Py<PyReentrantLock>,
+    wrappers: Py<PyDict>,
+    observers: Py<PyList>,
+    /// The wrapper class: called as `(factory, manager_id, key, user_context, created_ms)`.
+    wrapper_type: Py<PyType>,
+}
+
+impl PyManagerTable {
+    /// Forgets the wrapper of every manager the registry no longer holds (and any entry
+    /// whose key is not a manager id).
+    fn prune(&self, py: Python<'_>) -> PyResult<()> {
+        let wrappers = self.wrappers.bind(py);
+        let keys: Vec<Bound<'_, PyAny>> = wrappers.keys().into_iter().collect();
+        // Ids are read before the registry is locked (reading a key may run Python code).
+        let ids: Vec<Option<u64>> = keys.iter().map(|k| k.extract::<u64>().ok()).collect();
+        let known: Vec<u64> = ids.iter().map(|i| i.unwrap_or(0)).collect();
+        let mut dead = vec![false; keys.len()];
+        for i in self.registry.get().gone(&known) {
+            dead[i] = true;
+        }
+        for (i, k) in keys.iter().enumerate() {
+            if dead[i] || ids[i].is_none() {
+                forget_wrapper(wrappers, k)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn pump(&self, factory: &Bound<'_, PyAny>, observed: bool) -> PyResult<()> {
+        if observed {
+            factory.call_method0(intern!(factory.py(), "_pump_locked"))?;
+        }
+        Ok(())
+    }
+}
+
+#[pymethods]
+impl PyManagerTable {
+    #[new]
+    #[pyo3(signature = (registry, lock, wrappers, observers, wrapper_type, /))]
+    fn new(
+        registry: Py<PyRegistry>,
+        lock: Py<PyReentrantLock>,
+        wrappers: Py<PyDict>,
+        observers: Py<PyList>,
+        wrapper_type: Py<PyType>,
+    ) -> Self {
+        Self {
+            registry,
+            lock,
+            wrappers,
+            observers,
+            wrapper_type,
+        }
+    }
+
+    /// `create_manager`: the wrapper of the active manager under the context's key, or of
+    /// a new one. Raises `ManagerLimitError` at the per-user limit (after forgetting the
+    /// wrappers of the stale managers cleaned first).
+    #[pyo3(signature = (factory, context, user_context, /))]
+    fn create<'py>(
+        &self,
+        factory: &Bound<'py, PyAny>,
+        context: &Bound<'py, PyUserContext>,
+        user_context: &Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let py = factory.py();
+        let _held = Held::new(py, self.lock.get())?;
+        let observed = !self.observers.bind(py).is_empty();
+        let (id, stale_cleaned, at_ms, key, replaced) =
+            match self.registry.get().create_dropin(context, !observed) {
+                Ok(c) => {
+                    self.pump(factory, observed)?;
+                    c
+                }
+                Err(e) => {
+                    self.prune(py)?; // stale managers may have been cleaned first
+                    self.pump(factory, observed)?;
+                    return Err(e);
+                }
+            };
+        let wrappers = self.wrappers.bind(py);
+        let id = id.into_pyobject(py)?;
+        let w = match wrappers.get_item(&id)? {
+            Some(w) => w,
+            None => {
+                if let Some(r) = replaced {
+                    // An inactive manager under the same key was replaced.
+                    forget_wrapper(wrappers, r.into_pyobject(py)?.as_any())?;
+                }
+                let w =
+                    self.wrapper_type
+                        .bind(py)
+                        .call1((factory, &id, key, user_context, at_ms))?;
+                wrappers.set_item(&id, &w)?;
+                w
+            }
+        };
+        if stale_cleaned > 0 {
+            self.prune(py)?;
+        }
+        Ok(w)
+    }
+
+    /// `cleanup_manager`: True when a manager was removed under `key` (whose wrapper is
+    /// then forgotten, its connection objects cleared); False for no manager or a key
+    /// that is not a str.
+    #[pyo3(signature = (factory, key, /))]
+    fn remove(&self, factory: &Bound<'_, PyAny>, key: &Bound<'_, PyAny>) -> PyResult<bool> {
+        let Ok(key) = key.cast::<PyString>() else {
+            return Ok(false);
+        };
+        let py = factory.py();
+        let _held = Held::new(py, self.lock.get())?;
+        let observed = !self.observers.bind(py).is_empty();
+        let removed = key
+            .to_str()
+            .map(|k| self.registry.get().remove_dropin(k, !observed));
+        let forgotten = match removed {
+            Ok(Some(id)) => forget_wrapper(self.wrappers.bind(py), id.into_pyobject(py)?.as_any())
+                .map(|()| true),
+            Ok(None) => Ok(false),
+            Err(e) => Err(e),
+        };
+        self.pump(factory, observed)?;
+        forgotten
+    }
+
+    fn __traverse__(&self, visit: PyVisit<'_>) -> Result<(), PyTraverseError> {
+        visit.call(&self.registry)?;
+        visit.call(&self.lock)?;
+        visit.call(&self.wrappers)?;
+        visit.call(&self.observers)?;
+        visit.call(&self.wrapper_type)?;
+        Ok(())
+    }
+}
+
 pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<PyManagerHandle>()?;
+    m.add_class::<PyManagerTable>()?;
     m.add_class::<PyManagerInfo>()?;
     m.add_class::<PyCreated>()?;
     m.add_class::<PyRegistryEvent>()?;
