@@ -117,8 +117,9 @@ impl UserContext {
         self.text.get(from..to).unwrap_or_default()
     }
 
-    /// The canonical isolation key `{user_id}:{thread_id}`, without building it.
-    pub(crate) fn key_text(&self) -> &str {
+    /// The canonical isolation key `{user_id}:{thread_id}` as text, without building it
+    /// (a slice of the context's ids).
+    pub fn key_text(&self) -> &str {
         self.part(0, self.ends[1] as usize)
     }
 

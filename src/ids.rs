@@ -265,18 +265,11 @@ impl IdGenerator {
         let mut digits = itoa::Buffer::new();
         let n_text = digits.format(n);
         let tail_len = operation.len() + n_text.len() + 10;
-        // n+1 differs from n in the last digit alone unless that digit is 9.
         let mut digits1 = itoa::Buffer::new();
-        let (n1_head, n1_last) = match n_text.as_bytes() {
-            [head @ .., last] if *last != b'9' => {
-                (&n_text[..head.len()], Some(char::from(last + 1)))
-            }
-            _ => (digits1.format(n.wrapping_add(1)), None),
-        };
-        let n1_len = n1_head.len() + usize::from(n1_last.is_some());
+        let n1_text = digits1.format(n.wrapping_add(1));
         let run_at = "thread_".len() + tail_len;
         let request_at = run_at + "run_".len() + tail_len;
-        let len = request_at + "req_".len() + operation.len() + n1_len + 10;
+        let len = request_at + "req_".len() + operation.len() + n1_text.len() + 10;
         // Both random parts as hex in one buffer, checked as text once.
         let hex = hex16(&r);
         let hex = std::str::from_utf8(&hex).unwrap_or_default();
@@ -292,10 +285,7 @@ impl IdGenerator {
         text.push_str("req_");
         text.push_str(operation);
         text.push('_');
-        text.push_str(n1_head);
-        if let Some(d) = n1_last {
-            text.push(d);
-        }
+        text.push_str(n1_text);
         text.push('_');
         text.push_str(hex.get(8..).unwrap_or_default());
         debug_assert_eq!(text.len(), len);
@@ -821,7 +811,6 @@ const fn hex_pair_bytes() -> [u8; 512] {
     out
 }
 
-/// Appends the first `chars` hex digits of `bytes` (two per byte, high nibble first).
 /// Eight bytes as sixteen lowercase hex digits.
 fn hex16(bytes: &[u8; 8]) -> [u8; 16] {
     let mut out = [0u8; 16];
@@ -832,6 +821,7 @@ fn hex16(bytes: &[u8; 8]) -> [u8; 16] {
     out
 }
 
+/// Appends the first `chars` hex digits of `bytes` (two per byte, high nibble first).
 fn push_hex_bytes(out: &mut String, bytes: &[u8], chars: usize) {
     out.reserve(chars);
     for (i, &b) in bytes.iter().enumerate() {
@@ -853,6 +843,18 @@ fn is_lower_hex(s: &str) -> bool {
         },
         |b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b),
     )
+}
+
+/// Where `needle` first occurs in `haystack` (`str::find` with a string pattern), by
+/// comparing at each place the needle's first byte occurs. Written out so the WebAssembly
+/// build does not link the two-way substring searcher (~2 KB); the texts searched are
+/// ids and keys of at most a few KB, so the plain scan is bounded.
+pub(crate) fn find_text(haystack: &str, needle: &str) -> Option<usize> {
+    let (h, n) = (haystack.as_bytes(), needle.as_bytes());
+    let Some((&first, _)) = n.split_first() else {
+        return Some(0);
+    };
+    (0..(h.len() + 1).checked_sub(n.len())?).find(|&i| h[i] == first && h[i..].starts_with(n))
 }
 
 /// Whether every byte passes: eight at a time with `word_ok` (which must agree with
@@ -1062,9 +1064,25 @@ mod tests {
         assert!(again.thread_id().starts_with("thread_websocket_factory_2_"));
     }
 
+    proptest::proptest! {
+        /// `find_text` is `str::find`, on text from a small alphabet (so matches, near
+        /// misses and overlaps are common) and on any text.
+        #[test]
+        fn find_text_is_str_find(
+            h in "[ab_é]{0,40}",
+            n in "[ab_é]{0,6}",
+            any_h in ".{0,20}",
+            any_n in ".{0,3}",
+        ) {
+            proptest::prop_assert_eq!(find_text(&h, &n), h.find(n.as_str()));
+            proptest::prop_assert_eq!(find_text(&any_h, &any_n), any_h.find(any_n.as_str()));
+            proptest::prop_assert_eq!(find_text(&h, &any_n), h.find(any_n.as_str()));
+        }
+    }
+
     #[test]
     fn request_counter_is_one_more_across_digit_carries() {
-        // n + 1 is written from n's digits unless n ends in 9: 9 -> 10, 99 -> 100, ...
+        // Through the digit carries 9 -> 10, 99 -> 100, 999 -> 1000.
         let (g, _) = generator();
         for n in 1..=1_000u64 {
             let ids = g.user_context_ids("u1", "op").unwrap();

@@ -74,13 +74,7 @@ impl IsolationKey {
             check_thread(thread).map_err(|_| unparsable())?;
             return Ok((user, thread, None));
         }
-        // A byte-window scan rather than `str::find`: the same first match, without
-        // linking the two-way substring searcher into the WebAssembly build (~2 KB).
-        let at = key
-            .as_bytes()
-            .windows(b"_thread_".len())
-            .position(|w| w == b"_thread_")
-            .ok_or_else(unparsable)?;
+        let at = crate::ids::find_text(key, "_thread_").ok_or_else(unparsable)?;
         let user = &key[..at];
         let rest = &key[at + 1..];
         let (thread, run_token) = rest.rsplit_once('_').ok_or_else(unparsable)?;

@@ -336,23 +336,10 @@ pub struct Violation {
 }
 
 /// The hash tables of the snapshot path: foldhash, keyed by a per-tracker seed
-/// ([`Tracker::with_hash_seed`]). SipHash cost about a third of the core's
+/// ([`Tracker::seeded`]). SipHash cost about a third of the core's
 /// `take_snapshot` (seven lookups of ids of 10 to 50 bytes per snapshot).
 type FastMap<K, V> = HashMap<K, V, FixedState>;
 type FastSet<K> = HashSet<K, FixedState>;
-
-/// A table with the same entries, keyed by `seed`.
-fn rekeyed<K: Eq + std::hash::Hash, V>(m: FastMap<K, V>, seed: u64) -> FastMap<K, V> {
-    let mut out = HashMap::with_capacity_and_hasher(m.len(), FixedState::with_seed(seed));
-    out.extend(m);
-    out
-}
-
-fn rekeyed_set<K: Eq + std::hash::Hash>(m: FastSet<K>, seed: u64) -> FastSet<K> {
-    let mut out = HashSet::with_capacity_and_hasher(m.len(), FixedState::with_seed(seed));
-    out.extend(m);
-    out
-}
 
 /// Exact aggregates over the whole history.
 #[derive(Debug, Clone, Default)]
@@ -575,19 +562,6 @@ impl Tracker {
             last_manager_by_user: FastMap::with_hasher(state),
             frozen_at_ms: None,
         }
-    }
-
-    /// Keys the tables of a tracker already in use with `seed`, rehashing what they hold
-    /// (see [`Self::seeded`]).
-    pub fn with_hash_seed(mut self, seed: u64) -> Self {
-        let t = &mut self.totals;
-        t.thread_id_set = rekeyed_set(std::mem::take(&mut t.thread_id_set), seed);
-        t.user_threads = rekeyed(std::mem::take(&mut t.user_threads), seed);
-        t.user_thread_set = rekeyed_set(std::mem::take(&mut t.user_thread_set), seed);
-        t.operation_index = rekeyed(std::mem::take(&mut t.operation_index), seed);
-        self.interned = rekeyed(std::mem::take(&mut self.interned), seed);
-        self.last_manager_by_user = rekeyed(std::mem::take(&mut self.last_manager_by_user), seed);
-        self
     }
 
     pub fn started_ms(&self) -> u64 {
@@ -1139,7 +1113,7 @@ impl Tracker {
     }
 
     /// [`Self::from_json`] into a tracker keyed with `hash_seed` from the start (see
-    /// [`Self::with_hash_seed`]), so that a crafted file cannot make its own load slow
+    /// [`Self::seeded`]), so that a crafted file cannot make its own load slow
     /// with ids that collide under the default seed.
     pub fn from_json_seeded(
         text: &str,
@@ -1318,25 +1292,13 @@ impl SnapshotFilter {
             if !s
                 .thread_ids()
                 .iter()
-                .any(|(_, id)| id.is_some_and(|id| contains_text(id, t)))
+                .any(|(_, id)| id.is_some_and(|id| crate::ids::find_text(id, t).is_some()))
             {
                 return false;
             }
         }
         !self.mismatches_only || s.mismatch
     }
-}
-
-/// `haystack.contains(needle)` for a non-empty needle, by comparing at each place the
-/// needle's first byte occurs. Written out so the WebAssembly build does not link the
-/// two-way substring searcher (~2 KB); ids are at most 1024 bytes, so the plain scan is
-/// bounded.
-fn contains_text(haystack: &str, needle: &str) -> bool {
-    let (h, n) = (haystack.as_bytes(), needle.as_bytes());
-    let Some((&first, _)) = n.split_first() else {
-        return true;
-    };
-    h.len() >= n.len() && (0..=h.len() - n.len()).any(|i| h[i] == first && h[i..].starts_with(n))
 }
 
 impl Tracker {
@@ -1913,21 +1875,6 @@ mod tests {
 
     const T: &str = "thread_websocket_factory_1234567890_abc_def123";
 
-    proptest::proptest! {
-        /// The filter's substring test agrees with `str::contains`, on text from a small
-        /// alphabet (so matches, near misses and overlaps are common) and on any text.
-        #[test]
-        fn contains_text_is_str_contains(
-            h in "[ab_é]{0,40}",
-            n in "[ab_é]{0,6}",
-            any_h in ".{0,20}",
-            any_n in ".{0,3}",
-        ) {
-            proptest::prop_assert_eq!(contains_text(&h, &n), h.contains(n.as_str()));
-            proptest::prop_assert_eq!(contains_text(&any_h, &any_n), any_h.contains(any_n.as_str()));
-            proptest::prop_assert_eq!(contains_text(&h, &any_n), h.contains(any_n.as_str()));
-        }
-    }
     const LEGACY: &str = "user123_thread_websocket_factory_1234567890_abc_def123_run456";
 
     fn seed_tracker() -> Tracker {

@@ -742,6 +742,9 @@ class WebSocketManagerFactory:
         # Bound once: the per-call attribute lookups cost more than the calls' own work.
         self._create = table.create
         self._remove = table.remove
+        # After a cleanup that may remove several managers: forget every wrapper whose
+        # manager is gone (the table's own rule, also used by create).
+        self._prune_locked = table.prune
 
     def add_observer(self, tracker: Any) -> None:
         """Feeds every registry event to `tracker.observe(event)` (manager counts and
@@ -757,21 +760,6 @@ class WebSocketManagerFactory:
         for ev in self._registry.drain_events():
             for o in self._observers:
                 o.observe(ev)
-
-    def _forget_locked(self, manager_id: Optional[int]) -> None:
-        """Drops the wrapper of a manager the registry no longer holds."""
-        if manager_id is None:
-            return
-        w = self._wrappers.pop(manager_id, None)
-        if w is not None:
-            w._connection_objects.clear()
-
-    def _prune_locked(self) -> None:
-        """After a cleanup that may remove several managers: forget every wrapper whose
-        manager is gone."""
-        live = set(self._registry.manager_ids())
-        for mid in [m for m in self._wrappers if m not in live]:
-            self._forget_locked(mid)
 
     async def create_manager(self, user_context: Any) -> IsolatedWebSocketManager:
         # Under the lock, in one native call: the registry's create, the events to the

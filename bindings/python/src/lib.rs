@@ -3,7 +3,8 @@
 //! Every object is `frozen` with its mutable core state behind a `Mutex`, so it can be
 //! shared between Python threads. A lock is never held while Python code runs or while
 //! the GIL is re-acquired (except `ReentrantLock`, a lock for Python code: see lock.rs);
-//! long work (analysis, report text, JSON) runs with the GIL released. Time comes from the system clock here, never inside the core.
+//! long work (analysis, report text, JSON) runs with the GIL released. Time comes from
+//! the system clock here, never inside the core.
 
 use std::sync::{Mutex, MutexGuard};
 

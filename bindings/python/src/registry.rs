@@ -264,8 +264,7 @@ impl PyRegistry {
         let before = if discard_events {
             None
         } else {
-            let k = format!("{}:{}", ctx.user_id(), ctx.thread_id());
-            r.get(&k).map(|m| m.id())
+            r.get(ctx.key_text()).map(|m| m.id())
         };
         let c = r.create(ctx, now);
         let mut replaced = None;
@@ -291,7 +290,7 @@ impl PyRegistry {
         let c = c.py()?;
         let key = match key {
             Some(k) => k,
-            None => PyString::new(py, &context.get().inner.isolation_key().canonical()),
+            None => PyString::new(py, context.get().inner.key_text()),
         };
         Ok((c.id.0, c.stale_cleaned, now, key, replaced.map(|m| m.0)))
     }
@@ -773,6 +772,14 @@ impl PyManagerTable {
         };
         self.pump(factory, observed)?;
         forgotten
+    }
+
+    /// Forgets the wrapper of every manager the registry no longer holds (after a
+    /// cleanup that may remove several), under the factory's lock.
+    #[pyo3(name = "prune")]
+    fn prune_py(&self, py: Python<'_>) -> PyResult<()> {
+        let _held = Held::new(py, self.lock.get())?;
+        self.prune(py)
     }
 
     fn __traverse__(&self, visit: PyVisit<'_>) -> Result<(), PyTraverseError> {
