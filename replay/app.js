@@ -706,10 +706,21 @@ new ResizeObserver(() => {
 
 el.rows.addEventListener('click', (ev) => {
   const d = ev.target.closest('.row');
-  if (d && d.dataset.row != null) selectRow(Number(d.dataset.row));
+  if (d && d.dataset.row != null) pickRow(Number(d.dataset.row));
 });
 
 // ---------------------------------------------------------------- selection
+
+// Every navigation the user starts takes a new number. One still waiting on the worker
+// gives way when a newer one has started: `n` then Home before the worker answers lands
+// on the first row, not on the violation.
+let navigation = 0;
+
+/** Selects row `i` as a navigation of its own (a click, a key, a step). */
+function pickRow(i) {
+  navigation++;
+  return selectRow(i);
+}
 
 async function selectRow(i, { scroll = 'nearest' } = {}) {
   const r = active;
@@ -740,10 +751,11 @@ function refreshSelection() {
 }
 
 /** Selects the snapshot with this history index, clearing filters that hide it. */
-async function selectIndex(index, { scroll = 'center' } = {}) {
+async function selectIndex(index, { scroll = 'center', nav = ++navigation } = {}) {
   const r = active;
   if (!r) return false;
   let { row, retained } = await rcall(r, 'locate', { index });
+  if (nav !== navigation) return false;
   if (!retained) {
     showMessage(
       r.retained
@@ -757,6 +769,7 @@ async function selectIndex(index, { scroll = 'center' } = {}) {
     await setFilter({ user_id: '', operation: '', thread_id: '', mismatches_only: false });
     toast('Filters cleared to show that snapshot');
     ({ row } = await rcall(r, 'locate', { index }));
+    if (nav !== navigation) return false;
   }
   if (row >= 0) await selectRow(row, { scroll });
   return row >= 0;
@@ -767,7 +780,7 @@ function step(delta) {
   if (!r || r.count === 0) return;
   const from = r.selRow < 0 ? (delta > 0 ? -1 : r.count) : r.selRow;
   const to = Math.max(0, Math.min(r.count - 1, from + delta));
-  if (to !== r.selRow) selectRow(to);
+  if (to !== r.selRow) pickRow(to);
   return to !== from;
 }
 
@@ -807,7 +820,7 @@ function stopPlay() {
 function togglePlay() {
   if (playTimer) return stopPlay();
   if (!active || active.count === 0) return;
-  if (active.selRow >= active.count - 1) selectRow(0);
+  if (active.selRow >= active.count - 1) pickRow(0);
   el.play.textContent = '❚❚ Pause';
   el.play.classList.add('on');
   playTimer = setInterval(() => {
@@ -824,13 +837,15 @@ async function firstDivergence() {
 async function nextViolation() {
   const r = active;
   if (!r) return;
+  const nav = ++navigation;
   const res = await rcall(r, 'nextViolation', { after: r.selIndex ?? -1 });
+  if (nav !== navigation) return;
   if (!res) {
     toast('No violation is tied to a retained snapshot');
     return;
   }
   if (res.wrapped) toast('Wrapped to the first violation');
-  await selectIndex(res.index);
+  await selectIndex(res.index, { nav });
 }
 
 el.prev.onclick = () => step(-1);
@@ -849,8 +864,8 @@ document.addEventListener('keydown', (ev) => {
     j: () => step(1),
     k: () => step(-1),
     ' ': togglePlay,
-    Home: () => selectRow(0),
-    End: () => selectRow(active.count - 1),
+    Home: () => pickRow(0),
+    End: () => pickRow(active.count - 1),
     d: firstDivergence,
     n: nextViolation,
   };

@@ -278,6 +278,37 @@ test('keyboard stepping moves the selection and the #snapshot= address', async (
   await page.close();
 });
 
+test('a navigation still waiting on the worker gives way to a newer one', async () => {
+  const page = await open(`?report=${demoUrl(bug)}`);
+  const target = bug.json.violations.map((v) => v.snapshot_index).find((x) => x != null && x > 0);
+  assert.ok(target != null, 'the demo report has a violation after snapshot 0');
+  await page.focus('#viewport');
+  await page.keyboard.press('Home');
+  await page.waitForFunction(() => location.hash === '#snapshot=0');
+  // `n` asks the worker for the next violation; Home, pressed in the same task, comes
+  // first. Home is the newer navigation, so the violation's answer must not move the
+  // selection when it arrives. Every address the page writes is logged.
+  await page.evaluate(() => {
+    window.__addresses = [];
+    const replace = history.replaceState.bind(history);
+    history.replaceState = (state, title, url) => {
+      window.__addresses.push(String(url));
+      return replace(state, title, url);
+    };
+    for (const key of ['n', 'Home']) document.dispatchEvent(new KeyboardEvent('keydown', { key, bubbles: true }));
+  });
+  // The worker answers in a few ms; a second is ample for the stale answer to arrive.
+  await page.waitForTimeout(1000);
+  const written = await page.evaluate(() => window.__addresses);
+  assert.ok(!written.some((u) => u.endsWith(`#snapshot=${target}`)), `addresses written: ${written.join(', ')}`);
+  assert.equal(await page.evaluate(() => location.hash), '#snapshot=0');
+  // A plain `n` still goes to the violation.
+  await page.keyboard.press('n');
+  await page.waitForFunction((n) => location.hash === `#snapshot=${n}`, target);
+  assert.equal((await current(page)).row, target);
+  await page.close();
+});
+
 test('a #snapshot=N link opens the same place', async () => {
   const n = bug.json.analysis.first_divergence;
   const page = await open(`?report=${demoUrl(bug)}`, `#snapshot=${n}`);
