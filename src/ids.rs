@@ -547,7 +547,6 @@ type Reading<'a> = (&'a str, u64, u64, &'a str);
 
 /// Both readings and the tie-break, from one scan for the last three `_`: what
 /// [`parse_id_parts`] reads (for an id of at most `MAX_ID_LEN` bytes).
-#[inline(never)]
 fn read_general(id: &str) -> Option<Reading<'_>> {
     let (at, found) = last_three_underscores(id);
     match read_with_random(id, at, found) {
