@@ -564,16 +564,9 @@ pub fn parse_id_parts(id: &str) -> Result<IdParts<'_>, IdError> {
     let chosen = if id.len() > MAX_ID_LEN {
         None
     } else {
-        let (at, found) = last_three_underscores(id);
-        match read_with_random(id, at, found) {
-            // A plausible reading with a random part wins whatever the other one is, so
-            // the usual id is read once.
-            Some(a) if plausible_ms(a.1) => Some(a),
-            a => match (a, read_without_random(id, at, found)) {
-                (Some(a), Some(b)) => Some(if plausible_ms(b.1) { b } else { a }),
-                (a, b) => a.or(b),
-            },
-        }
+        // The usual id in a few words; anything else (or anything the fast path is
+        // unsure of) by the general reading, which gives the same answer on the usual id.
+        read_canonical(id).or_else(|| read_general(id))
     };
     match chosen {
         Some((prefix, timestamp_ms, counter, random)) => Ok(IdParts {
@@ -591,6 +584,75 @@ pub fn parse_id_parts(id: &str) -> Result<IdParts<'_>, IdError> {
 }
 
 type Reading<'a> = (&'a str, u64, u64, &'a str);
+
+/// Both readings and the tie-break, from one scan for the last three `_`: what
+/// [`parse_id_parts`] reads (for an id of at most `MAX_ID_LEN` bytes).
+fn read_general(id: &str) -> Option<Reading<'_>> {
+    let (at, found) = last_three_underscores(id);
+    match read_with_random(id, at, found) {
+        // A plausible reading with a random part wins whatever the other one is.
+        Some(a) if plausible_ms(a.1) => Some(a),
+        a => match (a, read_without_random(id, at, found)) {
+            (Some(a), Some(b)) => Some(if plausible_ms(b.1) { b } else { a }),
+            (a, b) => a.or(b),
+        },
+    }
+}
+
+/// The shortest id of the canonical shape: `p_{13 digits}_{1 digit}_{8 hex}`.
+const CANONICAL_MIN_LEN: usize = 26;
+
+/// The canonical shape `{prefix}_{13-digit ms, first digit not 0}_{1 to 7 digits}_{8
+/// lower hex}` read from the right in four words, or `None` for any other text. When
+/// it is `Some`, the general reading is the same: the last three `_` are the ones
+/// found here (the bytes between them are digits or hex), the reading with a random
+/// part parses, and its timestamp is plausible, so it wins.
+#[inline(always)]
+fn read_canonical(id: &str) -> Option<Reading<'_>> {
+    let b = id.as_bytes();
+    let n = b.len();
+    if n < CANONICAL_MIN_LEN || b[n - 9] != b'_' || !lower_hex_word(word(&b[n - 8..])) {
+        return None;
+    }
+    // The word before the random part: the counter, its `_`, then the end of the ms.
+    let w = word(&b[n - 17..n - 9]);
+    let m = byte_eq_mask(w, b'_');
+    // Neither no `_` (a counter of 8 or more bytes) nor `_` as the last byte (an empty
+    // counter). With the lowest `_`: the bytes above it are the counter, and another
+    // `_` among them fails the digit check.
+    if m.wrapping_sub(1) >= HIGHS_TOP - 1 {
+        return None;
+    }
+    let below = m ^ (m - 1);
+    let counter = (w & !below) | ((ONES * 0x30) & below);
+    // The `_` before the counter, and the one 14 bytes before it, after the prefix.
+    let at = n - 17 + (m.trailing_zeros() / 8) as usize;
+    if at < 15 || b[at - 14] != b'_' {
+        return None;
+    }
+    // 13 digits as two words, the second overlapping the first by three bytes (read as
+    // '0's there).
+    let hi = word(&b[at - 13..at - 5]);
+    let lo = (word(&b[at - 8..at]) & !0xff_ffff) | 0x30_3030;
+    if not_digits(counter) | not_digits(hi) | not_digits(lo) != 0 {
+        return None;
+    }
+    let ms = digits_value(hi) * 100_000 + digits_value(lo);
+    if !plausible_ms(ms) {
+        return None;
+    }
+    let counter = digits_value(counter);
+    Some((id.get(..at - 14)?, ms, counter, id.get(n - 8..)?))
+}
+
+/// The high bit of the last byte of a word.
+const HIGHS_TOP: u64 = 1 << 63;
+
+/// Whether all eight bytes of `w` are lower-case hex digits.
+#[inline(always)]
+fn lower_hex_word(w: u64) -> bool {
+    w & HIGHS == 0 && ascii_in_range(w, b'0', b'9') | ascii_in_range(w, b'a', b'f') == HIGHS
+}
 
 /// Positions of the last three `_` of `id`, last first, and how many were found: the
 /// one scan both readings of [`parse_id`] need.
@@ -666,16 +728,27 @@ const POW10: [u64; 9] = [
 
 /// Eight ASCII digits as their number, or `None` if any byte is not a digit.
 fn eight_digits(w: u64) -> Option<u64> {
-    let all_digits = w & 0xf0f0_f0f0_f0f0_f0f0 == ONES * 0x30
-        && (w + ONES * 6) & 0xf0f0_f0f0_f0f0_f0f0 == ONES * 0x30;
-    if !all_digits {
-        return None;
-    }
+    (not_digits(w) == 0).then(|| digits_value(w))
+}
+
+/// Zero when all eight bytes of `w` are ASCII digits, not zero otherwise.
+#[inline(always)]
+fn not_digits(w: u64) -> u64 {
+    // A byte is a digit when its high nibble is 3 and still is after adding 6 (which
+    // carries out of 0x3a..=0x3f); a carry out of a byte that fails the first test
+    // cannot hide the failure.
+    let high = 0xf0f0_f0f0_f0f0_f0f0;
+    ((w & high) ^ (ONES * 0x30)) | ((w.wrapping_add(ONES * 6) & high) ^ (ONES * 0x30))
+}
+
+/// The number eight ASCII digits spell (for a word `not_digits` passes).
+#[inline(always)]
+fn digits_value(w: u64) -> u64 {
     // Pairs, then quads, then all eight: the first byte is the most significant digit.
-    let d = w - ONES * 0x30;
+    let d = w.wrapping_sub(ONES * 0x30);
     let d = (d.wrapping_mul(10) + (d >> 8)) & 0x00ff_00ff_00ff_00ff;
     let d = (d.wrapping_mul(100) + (d >> 16)) & 0x0000_ffff_0000_ffff;
-    Some((d.wrapping_mul(10_000) + (d >> 32)) & 0xffff_ffff)
+    (d.wrapping_mul(10_000) + (d >> 32)) & 0xffff_ffff
 }
 
 /// `{prefix}_{ms}_{n}_{random}` (what `rsplitn(4, '_')` reads).
@@ -897,13 +970,9 @@ fn push_u64(out: &mut String, v: u64) {
 }
 
 fn is_lower_hex(s: &str) -> bool {
-    all_bytes(
-        s.as_bytes(),
-        |w| {
-            w & HIGHS == 0 && ascii_in_range(w, b'0', b'9') | ascii_in_range(w, b'a', b'f') == HIGHS
-        },
-        |b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b),
-    )
+    all_bytes(s.as_bytes(), lower_hex_word, |b| {
+        b.is_ascii_digit() || (b'a'..=b'f').contains(&b)
+    })
 }
 
 /// Where `needle` first occurs in `haystack` (`str::find` with a string pattern), by
@@ -1487,6 +1556,134 @@ mod tests {
                 "{id:?}"
             );
         }
+        // The whole parser (the canonical fast path, then the general reading) against
+        // the plain rsplitn readings and tie-break, written without the word helpers.
+        fn plain_hex(s: &str) -> bool {
+            !s.is_empty()
+                && s.bytes()
+                    .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        }
+        fn plain_parse(id: &str) -> Option<Reading<'_>> {
+            if id.len() > MAX_ID_LEN {
+                return None;
+            }
+            let (a, b) = plain(id);
+            let a = a.filter(|a| plain_hex(a.3));
+            let plausible = |ms: u64| (1_000_000_000_000..10_000_000_000_000).contains(&ms);
+            match (a, b) {
+                (Some(a), Some(b)) if !plausible(a.1) && plausible(b.1) => Some(b),
+                (a, b) => a.or(b),
+            }
+        }
+        fn check_whole(id: &str) {
+            let want = plain_parse(id);
+            let got = parse_id_parts(id);
+            assert_eq!(
+                got.as_ref()
+                    .ok()
+                    .map(|p| (p.prefix, p.timestamp_ms, p.counter, p.random)),
+                want,
+                "{id:?}"
+            );
+            match got {
+                Ok(p) => assert!(std::ptr::eq(p.full_id, id)),
+                Err(e) => assert_eq!(
+                    e,
+                    IdError::Unparsable {
+                        value: id.to_owned(),
+                        expected: "{prefix}_{ms}_{counter}[_{hex}]",
+                    }
+                ),
+            }
+            // The fast path only answers when the general reading gives the same.
+            if id.len() <= MAX_ID_LEN {
+                if let Some(fast) = read_canonical(id) {
+                    assert_eq!(Some(fast), read_general(id), "{id:?}");
+                }
+                assert_eq!(read_general(id), want, "{id:?}");
+            }
+        }
+        for id in cases {
+            check_whole(id);
+        }
+        let digits = "98765432109876543210123";
+        let hex = "deadbeef0123456789abcdef";
+        let mut ids = Vec::new();
+        for prefix in [
+            "",
+            "p",
+            "req",
+            "a_b",
+            "_",
+            "é",
+            "x_1",
+            "1",
+            "session_web_u1",
+        ] {
+            for ms in [12, 13, 14] {
+                for ms_first in ['1', '0', '9'] {
+                    let ms = format!("{ms_first}{}", &digits[1..ms]);
+                    for counter in 0..=21 {
+                        let counter = &digits[digits.len() - counter..];
+                        for h in 0..=17 {
+                            let random = &hex[..h];
+                            ids.push(format!("{prefix}_{ms}_{counter}_{random}"));
+                            ids.push(format!("{prefix}_{ms}_{counter}"));
+                        }
+                        ids.push(format!("{prefix}_{ms}_{counter}_DEADBEEF"));
+                        ids.push(format!("{prefix}_{ms}_{counter}_deadbeeF"));
+                        ids.push(format!("{prefix}_{ms}_{counter}_deadbeeg"));
+                    }
+                }
+            }
+        }
+        // Every canonical-looking id with one byte replaced, removed or added, at every
+        // place; and all its beginnings and ends (ids of every length up to it).
+        let base = [
+            "req_1764000000000_42_deadbeef",
+            "p_1764000000000_1_0123abcd",
+            "a_b_1764000000000_1234567_ffffffff",
+            "é_1764000000000_9_00000000",
+        ];
+        for id in base {
+            let chars: Vec<char> = id.chars().collect();
+            for i in 0..=chars.len() {
+                ids.push(chars[..i].iter().collect());
+                ids.push(chars[i..].iter().collect());
+                for c in [
+                    '_', '0', '1', 'a', 'f', 'g', 'A', 'X', 'é', '/', ':', '\u{7f}',
+                ] {
+                    let mut v = chars.clone();
+                    v.insert(i, c);
+                    ids.push(v.iter().collect());
+                    if i < chars.len() {
+                        let mut v = chars.clone();
+                        v[i] = c;
+                        ids.push(v.iter().collect());
+                        v.remove(i);
+                        ids.push(v.iter().collect());
+                    }
+                }
+            }
+        }
+        // Ids of exactly 8, 9, 16 and 17 bytes, and one over the limit.
+        for id in [
+            "1_2_abcd",
+            "a_1_2_abc",
+            "a_123_45_abcdef0",
+            "a_1234_56_abcdef0",
+        ] {
+            ids.push(id.to_owned());
+        }
+        let long = format!("{}_1764000000000_1_deadbeef", "p".repeat(MAX_ID_LEN));
+        ids.push(long[long.len() - MAX_ID_LEN..].to_owned());
+        ids.push(long[long.len() - MAX_ID_LEN - 1..].to_owned());
+        let mut fast = 0;
+        for id in &ids {
+            check_whole(id);
+            fast += usize::from(id.len() <= MAX_ID_LEN && read_canonical(id).is_some());
+        }
+        assert!(fast > 500, "{fast} of {} ids took the fast path", ids.len());
         for v in [0, 1, 9, 10, 99, 100, 12345, u32::MAX as u64, u64::MAX] {
             let mut s = String::new();
             push_u64(&mut s, v);

@@ -156,6 +156,26 @@ proptest! {
         same_as_owned(&id);
     }
 
+    /// Any text over the alphabet of ids plus an upper-case letter and a two-byte
+    /// character: most of it matches no reading.
+    #[test]
+    fn agrees_on_text_over_the_id_alphabet(s in "[_0123456789abcdefX\u{e9}]{0,40}") {
+        same_as_owned(&s);
+    }
+
+    /// The same alphabet shaped near the canonical `{prefix}_{13 digits}_{n}_{8 hex}`
+    /// (the parser's fast path): each part is mostly its own kind of byte, sometimes not.
+    #[test]
+    fn agrees_near_the_canonical_shape(
+        prefix in "[_0-9a-fX\u{e9}]{0,4}",
+        ms in prop_oneof![3 => "[1-9][0-9]{12}", 1 => "[0-9]{12,14}", 1 => "[_0-9a-fX\u{e9}]{12,14}"],
+        n in prop_oneof![3 => "[0-9]{1,7}", 1 => "[0-9]{0,9}", 1 => "[_0-9a-fX\u{e9}]{1,8}"],
+        random in prop_oneof![3 => "[0-9a-f]{8}", 1 => "[0-9a-f]{0,17}", 1 => "[_0-9a-fX\u{e9}]{1,17}"],
+        sep in prop::array::uniform3(prop_oneof![9 => Just('_'), 1 => Just('X'), 1 => Just('\u{e9}')]),
+    ) {
+        same_as_owned(&format!("{prefix}{}{ms}{}{n}{}{random}", sep[0], sep[1], sep[2]));
+    }
+
     #[test]
     fn agrees_on_minted_ids(prefix in "[a-z][a-z0-9_]{0,10}", random in any::<bool>(), len in 1usize..=64, seed in any::<u64>(), now in 0u64..=u64::MAX / 2) {
         let g = IdGenerator::new(Arc::new(ManualClock::new(now)), SeededEntropy::from_seed(seed));
