@@ -566,7 +566,13 @@ pub fn parse_id_parts(id: &str) -> Result<IdParts<'_>, IdError> {
     } else {
         // The usual id in a few words; anything else (or anything the fast path is
         // unsure of) by the general reading, which gives the same answer on the usual id.
-        read_canonical(id).or_else(|| read_general(id))
+        // WebAssembly reads every id the general way: the fast path's code (about 1 KB)
+        // would count against the package's size limit.
+        #[cfg(not(target_arch = "wasm32"))]
+        let reading = read_canonical(id).or_else(|| read_general(id));
+        #[cfg(target_arch = "wasm32")]
+        let reading = read_general(id);
+        reading
     };
     match chosen {
         Some((prefix, timestamp_ms, counter, random)) => Ok(IdParts {
@@ -607,6 +613,7 @@ const CANONICAL_MIN_LEN: usize = 26;
 /// it is `Some`, the general reading is the same: the last three `_` are the ones
 /// found here (the bytes between them are digits or hex), the reading with a random
 /// part parses, and its timestamp is plausible, so it wins.
+#[cfg_attr(target_arch = "wasm32", allow(dead_code))]
 #[inline(always)]
 fn read_canonical(id: &str) -> Option<Reading<'_>> {
     let b = id.as_bytes();
