@@ -132,9 +132,10 @@ fn main() {
                 "user_context_ids" => {
                     let g = IdGenerator::system().unwrap();
                     for _ in 0..n {
-                        black_box(
-                            g.user_context_ids(black_box("user-12345678"), "websocket_factory"),
-                        )
+                        black_box(g.user_context_ids(
+                            black_box("user-12345678"),
+                            black_box("websocket_factory"),
+                        ))
                         .unwrap();
                     }
                 }

@@ -6,7 +6,6 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
-use arrayvec::ArrayString;
 use serde::{Deserialize, Serialize};
 
 use crate::clock::Clock;
@@ -29,47 +28,29 @@ const MANAGER_RUN_MODULUS: u64 = 100_000;
 /// The three correlated IDs of one user context: thread and run share counter and random
 /// part; the request id has the next counter value and its own random part.
 ///
-/// The three ids sit in one buffer, inline up to [`INLINE_CONTEXT_IDS`] bytes (no
-/// allocation: the usual operation names fit) and on the heap beyond; the accessors hand
-/// out slices of it.
-#[derive(Clone)]
+/// The three ids sit in one buffer (one allocation per call instead of three); the
+/// accessors hand out slices of it.
+#[derive(Clone, PartialEq, Eq)]
 pub struct ContextIds {
-    text: ContextIdsText,
+    text: Box<str>,
     run_at: usize,
     request_at: usize,
 }
 
-/// Up to this many bytes the three ids of a [`ContextIds`] are stored inline: room for an
-/// operation name of 30 bytes with 10-digit counters.
-pub const INLINE_CONTEXT_IDS: usize = 160;
-
-#[derive(Clone)]
-enum ContextIdsText {
-    Inline(ArrayString<INLINE_CONTEXT_IDS>),
-    Heap(Box<str>),
-}
-
 impl ContextIds {
-    fn text(&self) -> &str {
-        match &self.text {
-            ContextIdsText::Inline(t) => t,
-            ContextIdsText::Heap(t) => t,
-        }
-    }
-
     /// `thread_{op}_{n}_{h8}`.
     pub fn thread_id(&self) -> &str {
-        &self.text()[..self.run_at]
+        &self.text[..self.run_at]
     }
 
     /// `run_{op}_{n}_{h8}`: the thread id's counter and random part.
     pub fn run_id(&self) -> &str {
-        &self.text()[self.run_at..self.request_at]
+        &self.text[self.run_at..self.request_at]
     }
 
     /// `req_{op}_{n+1}_{h8'}`.
     pub fn request_id(&self) -> &str {
-        &self.text()[self.request_at..]
+        &self.text[self.request_at..]
     }
 
     /// The three ids as owned strings: thread, run, request.
@@ -81,17 +62,6 @@ impl ContextIds {
         )
     }
 }
-
-/// Equal when the three ids are, wherever the text sits.
-impl PartialEq for ContextIds {
-    fn eq(&self, other: &Self) -> bool {
-        self.text() == other.text()
-            && self.run_at == other.run_at
-            && self.request_at == other.request_at
-    }
-}
-
-impl Eq for ContextIds {}
 
 impl std::fmt::Debug for ContextIds {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -303,37 +273,27 @@ impl IdGenerator {
         // Both random parts as hex in one buffer, checked as text once.
         let hex = hex16(&r);
         let hex = std::str::from_utf8(&hex).unwrap_or_default();
-        let (h8, h8_request) = hex.split_at_checked(8).unwrap_or_default();
-        // Built in place (the inline buffer is large enough that a move costs a copy).
-        let mut ids = ContextIds {
-            text: if len <= INLINE_CONTEXT_IDS {
-                ContextIdsText::Inline(ArrayString::new())
-            } else {
-                ContextIdsText::Heap(Box::default())
-            },
+        let mut text = String::with_capacity(len);
+        text.push_str("thread_");
+        text.push_str(operation);
+        text.push('_');
+        text.push_str(n_text);
+        text.push('_');
+        text.push_str(hex.get(..8).unwrap_or_default());
+        text.push_str("run_");
+        text.extend_from_within("thread_".len()..run_at);
+        text.push_str("req_");
+        text.push_str(operation);
+        text.push('_');
+        text.push_str(n1_text);
+        text.push('_');
+        text.push_str(hex.get(8..).unwrap_or_default());
+        debug_assert_eq!(text.len(), len);
+        Ok(ContextIds {
+            text: text.into_boxed_str(),
             run_at,
             request_at,
-        };
-        let counters = [n_text, n1_text];
-        let hex = [h8, h8_request];
-        match &mut ids.text {
-            // Cannot fail: the pieces add up to `len`, which fits.
-            ContextIdsText::Inline(text) => write_context_ids(
-                |piece| {
-                    let _ = text.try_push_str(piece);
-                },
-                operation,
-                counters,
-                hex,
-            ),
-            ContextIdsText::Heap(boxed) => {
-                let mut text = String::with_capacity(len);
-                write_context_ids(|piece| text.push_str(piece), operation, counters, hex);
-                *boxed = text.into_boxed_str();
-            }
-        }
-        debug_assert_eq!(ids.text().len(), len);
-        Ok(ids)
+        })
     }
 
     /// `{prefix}_{ms}_{n}_{random_length hex chars}`, or `{prefix}_{ms}_{n}`.
@@ -912,27 +872,6 @@ pub fn correlation(thread_id: &str, run_id: &str) -> Option<RunFormat> {
 
 // ---- small shared helpers -------------------------------------------------------
 
-/// `thread_{op}_{n}_{h8}run_{op}_{n}_{h8}req_{op}_{n+1}_{h8'}`, piece by piece: always
-/// inlined, so each piece of known length (the literals, the hex) is copied in place
-/// rather than by a `memcpy` call.
-#[inline(always)]
-fn write_context_ids(mut put: impl FnMut(&str), op: &str, counters: [&str; 2], hex: [&str; 2]) {
-    for prefix in ["thread_", "run_"] {
-        put(prefix);
-        put(op);
-        put("_");
-        put(counters[0]);
-        put("_");
-        put(hex[0]);
-    }
-    put("req_");
-    put(op);
-    put("_");
-    put(counters[1]);
-    put("_");
-    put(hex[1]);
-}
-
 /// Two lowercase hex digits for each byte value, in byte order: a byte is appended as one
 /// two-byte slice of this `str`, with no per-char push and no UTF-8 check.
 const HEX_PAIRS: &str = match std::str::from_utf8(&hex_pair_bytes()) {
@@ -1202,11 +1141,10 @@ mod tests {
     }
 
     #[test]
-    fn context_ids_are_the_same_inline_and_on_the_heap() {
-        // Every operation length up to the limit, so the texts cross the inline capacity
-        // (160 bytes) at every counter width: the ids must not depend on where they sit.
+    fn context_ids_at_every_operation_length() {
+        // Every operation length up to the limit: the buffer's size arithmetic and the
+        // piece writer must agree at every counter width.
         let (g, _) = generator();
-        let mut crossed = [false, false];
         for op_len in 1..=MAX_LABEL_LEN {
             let op = "o".repeat(op_len);
             let ids = g.user_context_ids("u", &op).unwrap();
@@ -1217,16 +1155,13 @@ mod tests {
             assert_eq!(thread, format!("thread_{op}_{n}_{}", t.random));
             assert_eq!(run, format!("run_{op}_{n}_{}", t.random));
             assert_eq!(request, format!("req_{op}_{}_{}", n + 1, q.random));
-            let len = thread.len() + run.len() + request.len();
-            crossed[usize::from(len > INLINE_CONTEXT_IDS)] = true;
             assert_eq!(
-                matches!(ids.text, ContextIdsText::Inline(_)),
-                len <= INLINE_CONTEXT_IDS,
-                "{len}"
+                format!("{ids:?}"),
+                format!(
+                    "ContextIds {{ thread_id: {thread:?}, run_id: {run:?}, request_id: {request:?} }}"
+                )
             );
-            assert_eq!(format!("{ids:?}"), format!("ContextIds {{ thread_id: {thread:?}, run_id: {run:?}, request_id: {request:?} }}"));
         }
-        assert_eq!(crossed, [true, true]);
     }
 
     proptest::proptest! {
