@@ -568,8 +568,8 @@ fn read_general(id: &str) -> Option<Reading<'_>> {
 /// The shortest id of the canonical shape: `p_{13 digits}_{1 digit}_{8 hex}`.
 const CANONICAL_MIN_LEN: usize = 26;
 
-/// The canonical shape `{prefix}_{13-digit ms, first digit not 0}_{1 to 7 digits}_{8
-/// lower hex}` read from the right in four words, or `None` for any other text. When
+/// The canonical shape `{prefix}_{13-digit ms, first digit not 0}_{1 to 15 digits}_{8
+/// lower hex}` read from the right in four or five words, or `None` for any other text. When
 /// it is `Some`, the general reading is the same: the last three `_` are the ones
 /// found here (the bytes between them are digits or hex), the reading with a random
 /// part parses, and its timestamp is plausible, so it wins.
@@ -584,16 +584,48 @@ fn read_canonical(id: &str) -> Option<Reading<'_>> {
     // The word before the random part: the counter, its `_`, then the end of the ms.
     let w = word(&b[n - 17..n - 9]);
     let m = byte_eq_mask(w, b'_');
-    // Neither no `_` (a counter of 8 or more bytes) nor `_` as the last byte (an empty
-    // counter). With the lowest `_`: the bytes above it are the counter, and another
-    // `_` among them fails the digit check.
-    if m.wrapping_sub(1) >= HIGHS_TOP - 1 {
-        return None;
+    if m != 0 {
+        // 1 to 7 digits. With the lowest `_`: the bytes above it are the counter, and
+        // another `_` among them fails the digit check; `_` as the last byte would be an
+        // empty counter.
+        if m >= HIGHS_TOP {
+            return None;
+        }
+        let below = m ^ (m - 1);
+        let lo = (w & !below) | ((ONES * 0x30) & below);
+        let at = n - 17 + (m.trailing_zeros() / 8) as usize;
+        read_canonical_head(id, at, ONES * 0x30, lo)
+    } else {
+        // 8 to 15 digits (counters past ten million): the word is all counter, and its
+        // `_` is the last one in the word before.
+        if n < CANONICAL_MIN_LEN + 7 {
+            return None;
+        }
+        let w0 = word(&b[n - 25..n - 17]);
+        let m0 = byte_eq_mask(w0, b'_');
+        if m0 == 0 {
+            return None;
+        }
+        let k = (63 - m0.leading_zeros()) / 8;
+        let counter_bytes = (!0u64).checked_shl(8 * k + 8).unwrap_or(0);
+        let hi = (w0 & counter_bytes) | ((ONES * 0x30) & !counter_bytes);
+        read_canonical_head(id, n - 25 + k as usize, hi, w)
     }
-    let below = m ^ (m - 1);
-    let counter = (w & !below) | ((ONES * 0x30) & below);
+}
+
+/// The rest of [`read_canonical`] once the counter is found: its `_` at `at`, its digits
+/// as a high and a low word (`'0'`s where it is shorter). Inlined into each case, so
+/// the short counter's constant high word folds away.
+#[cfg_attr(target_arch = "wasm32", allow(dead_code))]
+#[inline(always)]
+fn read_canonical_head(
+    id: &str,
+    at: usize,
+    counter_hi: u64,
+    counter_lo: u64,
+) -> Option<Reading<'_>> {
+    let b = id.as_bytes();
     // The `_` before the counter, and the one 14 bytes before it, after the prefix.
-    let at = n - 17 + (m.trailing_zeros() / 8) as usize;
     if at < 15 || b[at - 14] != b'_' {
         return None;
     }
@@ -601,15 +633,15 @@ fn read_canonical(id: &str) -> Option<Reading<'_>> {
     // '0's there).
     let hi = word(&b[at - 13..at - 5]);
     let lo = (word(&b[at - 8..at]) & !0xff_ffff) | 0x30_3030;
-    if not_digits(counter) | not_digits(hi) | not_digits(lo) != 0 {
+    if not_digits(counter_hi) | not_digits(counter_lo) | not_digits(hi) | not_digits(lo) != 0 {
         return None;
     }
     let ms = digits_value(hi) * 100_000 + digits_value(lo);
     if !plausible_ms(ms) {
         return None;
     }
-    let counter = digits_value(counter);
-    Some((id.get(..at - 14)?, ms, counter, id.get(n - 8..)?))
+    let counter = digits_value(counter_hi) * 100_000_000 + digits_value(counter_lo);
+    Some((id.get(..at - 14)?, ms, counter, id.get(b.len() - 8..)?))
 }
 
 /// The high bit of the last byte of a word.
@@ -1626,6 +1658,26 @@ mod tests {
             fast += usize::from(id.len() <= MAX_ID_LEN && read_canonical(id).is_some());
         }
         assert!(fast > 500, "{fast} of {} ids took the fast path", ids.len());
+        // The fast path answers for every counter width it covers, with or without
+        // `_` in the prefix, and declines the wider ones.
+        for digits in 1..=17usize {
+            let counter: String = (0..digits)
+                .map(|i| char::from(b'9' - (i % 10) as u8))
+                .collect();
+            for prefix in ["r", "req", "msg_chat_bob"] {
+                let id = format!("{prefix}_1764000000000_{counter}_0123abcd");
+                let want = (digits <= 15).then(|| {
+                    (
+                        prefix,
+                        1_764_000_000_000,
+                        counter.parse().unwrap(),
+                        "0123abcd",
+                    )
+                });
+                assert_eq!(read_canonical(&id), want, "{id}");
+                check_whole(&id);
+            }
+        }
         for v in [0, 1, 9, 10, 99, 100, 12345, u32::MAX as u64, u64::MAX] {
             let mut s = String::new();
             push_u64(&mut s, v);
