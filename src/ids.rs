@@ -1174,8 +1174,8 @@ mod tests {
 
     #[test]
     fn context_ids_at_every_operation_length() {
-        // Every operation length up to the limit: the buffer's size arithmetic and the
-        // piece writer must agree at every counter width.
+        // Every operation length up to the limit: the buffer's exact size and the text
+        // appended to it must agree at every counter width.
         let (g, _) = generator();
         for op_len in 1..=MAX_LABEL_LEN {
             let op = "o".repeat(op_len);
