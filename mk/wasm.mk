@@ -52,6 +52,12 @@ wasm: wasm-tools
 	$(WASM_PATH) wasm-bindgen --target nodejs $(WASM_BINDGEN_FLAGS) --out-dir pkg/node $(WASM_RAW)
 	$(WASM_PATH) wasm-bindgen --target web $(WASM_BINDGEN_FLAGS) --out-dir pkg/web $(WASM_RAW)
 	echo '{ "type": "commonjs" }' > pkg/node/package.json
+	@# The JS the Rust side imports (bindings/wasm/js/*.js, ES modules) is copied under
+	@# snippets/; the Node build require()s it, so there it becomes CommonJS.
+	for f in $$(find pkg/node/snippets -name '*.js'); do \
+		sed -i 's/^export function \([A-Za-z_][A-Za-z0-9_]*\)/exports.\1 = \1;\nfunction \1/' $$f; \
+		! grep -qE '^(export|import) ' $$f || { echo "$$f: could not make it CommonJS"; exit 1; }; \
+	done
 	for d in node web; do \
 		$(WASM_OPT) $(WASM_OPT_FLAGS) pkg/$$d/threadline_bg.wasm -o pkg/$$d/threadline_bg.opt.wasm && \
 		mv pkg/$$d/threadline_bg.opt.wasm pkg/$$d/threadline_bg.wasm || exit 1; \

@@ -37,7 +37,9 @@ pub use ids::{
 pub use key::IsolationKey;
 pub use registry::{Connection, ManagerId, Registry, RegistryConfig, RegistryEvent};
 pub use session::SessionStore;
-pub use tracker::{Analysis, Comparison, ReportLimits, SnapshotFilter, SnapshotInput, Tracker};
+pub use tracker::{
+    Analysis, AnalysisLists, Comparison, ReportLimits, SnapshotFilter, SnapshotInput, Tracker,
+};
 
 /// The README's examples are compiled and run as doctests, so it stays true.
 #[cfg(doctest)]

@@ -347,11 +347,14 @@ struct Totals {
     snapshots: u64,
     inconsistent: u64,
     violations: u64,
+    /// In first-seen order; everything below refers to a thread id by its position here.
     thread_ids: Vec<Arc<str>>,
-    thread_id_set: FastSet<Arc<str>>,
-    users: Vec<Arc<str>>,
-    user_threads: FastMap<Arc<str>, Vec<Arc<str>>>,
-    user_thread_set: FastSet<(Arc<str>, Arc<str>)>,
+    thread_index: FastMap<Arc<str>, usize>,
+    /// In first-seen order, each with its threads' positions.
+    users: Vec<UserThreads>,
+    user_index: FastMap<Arc<str>, usize>,
+    /// (user position, thread position) pairs seen.
+    user_thread_set: FastSet<(usize, usize)>,
     operation_violations: Vec<(Arc<str>, u64)>,
     operation_index: FastMap<Arc<str>, usize>,
     first_divergence: Option<u64>,
@@ -359,6 +362,101 @@ struct Totals {
     last_consistent: Option<u64>,
     managers_created: u64,
     managers_cleaned_up: u64,
+}
+
+/// An analysis's lists, borrowed from the tracker (see `Tracker::analyze_parts`).
+#[derive(Clone, Copy)]
+pub struct AnalysisLists<'a> {
+    totals: &'a Totals,
+}
+
+impl<'a> AnalysisLists<'a> {
+    /// Every thread id seen, in first-seen order (`Analysis::thread_ids`).
+    pub fn thread_ids(&self) -> &'a [Arc<str>] {
+        &self.totals.thread_ids
+    }
+
+    /// Each user and the thread ids seen with it, as positions in `thread_ids()`; users
+    /// and threads in first-seen order (`Analysis::thread_ids_by_user`).
+    pub fn threads_by_user(&self) -> impl ExactSizeIterator<Item = (&'a str, &'a [usize])> + Clone {
+        self.totals
+            .users
+            .iter()
+            .map(|u| (&*u.user, u.threads.as_slice()))
+    }
+
+    /// The users seen with more than one thread id, with their positions in
+    /// `threads_by_user` (`Analysis::users_with_multiple_thread_ids`).
+    pub fn users_with_multiple_thread_ids(&self) -> impl Iterator<Item = (usize, &'a str)> {
+        self.threads_by_user()
+            .enumerate()
+            .filter(|(_, (_, threads))| threads.len() > 1)
+            .map(|(i, (u, _))| (i, u))
+    }
+}
+
+/// A user and the positions of its thread ids (in `Totals::thread_ids`), first seen first.
+#[derive(Debug, Clone)]
+struct UserThreads {
+    user: Arc<str>,
+    threads: Vec<usize>,
+}
+
+impl Totals {
+    /// Empty, with every table keyed by `state`.
+    fn keyed(state: FixedState) -> Self {
+        Self {
+            snapshots: 0,
+            inconsistent: 0,
+            violations: 0,
+            thread_ids: Vec::new(),
+            thread_index: FastMap::with_hasher(state),
+            users: Vec::new(),
+            user_index: FastMap::with_hasher(state),
+            user_thread_set: FastSet::with_hasher(state),
+            operation_violations: Vec::new(),
+            operation_index: FastMap::with_hasher(state),
+            first_divergence: None,
+            last_consistent_before_divergence: None,
+            last_consistent: None,
+            managers_created: 0,
+            managers_cleaned_up: 0,
+        }
+    }
+
+    /// The position of a thread id, added at the end when new.
+    fn thread_position(&mut self, id: &Arc<str>) -> usize {
+        if let Some(&at) = self.thread_index.get(id) {
+            return at;
+        }
+        let at = self.thread_ids.len();
+        self.thread_ids.push(id.clone());
+        self.thread_index.insert(id.clone(), at);
+        at
+    }
+
+    /// The position of a user, added at the end when new.
+    fn user_position(&mut self, user: &Arc<str>) -> usize {
+        if let Some(&at) = self.user_index.get(user) {
+            return at;
+        }
+        let at = self.users.len();
+        self.users.push(UserThreads {
+            user: user.clone(),
+            threads: Vec::new(),
+        });
+        self.user_index.insert(user.clone(), at);
+        at
+    }
+
+    /// Notes a thread id seen with a user (both by position); each pair once, in order.
+    fn note_user_thread(&mut self, user: usize, thread: usize) {
+        if self.user_thread_set.insert((user, thread)) {
+            if let Some(u) = self.users.get_mut(user) {
+                u.threads.push(thread);
+            }
+        }
+    }
 }
 
 /// What a cleanup lookup is compared with: the latest manager snapshot.
@@ -540,23 +638,7 @@ impl Tracker {
             capacity,
             snapshots: VecDeque::new(),
             violations: VecDeque::new(),
-            totals: Totals {
-                snapshots: 0,
-                inconsistent: 0,
-                violations: 0,
-                thread_ids: Vec::new(),
-                thread_id_set: FastSet::with_hasher(state),
-                users: Vec::new(),
-                user_threads: FastMap::with_hasher(state),
-                user_thread_set: FastSet::with_hasher(state),
-                operation_violations: Vec::new(),
-                operation_index: FastMap::with_hasher(state),
-                first_divergence: None,
-                last_consistent_before_divergence: None,
-                last_consistent: None,
-                managers_created: 0,
-                managers_cleaned_up: 0,
-            },
+            totals: Totals::keyed(state),
             interned: FastMap::with_hasher(state),
             last_manager: None,
             last_manager_by_user: FastMap::with_hasher(state),
@@ -759,6 +841,7 @@ impl Tracker {
             &snap.thread_id_isolation_key,
             &snap.thread_id_cleanup_lookup,
         ];
+        let mut user_at: Option<usize> = None;
         for (i, id) in ids.iter().enumerate() {
             let Some(id) = id.as_ref().filter(|t| !t.is_empty()) else {
                 continue;
@@ -771,22 +854,14 @@ impl Tracker {
             {
                 continue;
             }
-            if !t.thread_id_set.contains(id) {
-                t.thread_id_set.insert(id.clone());
-                t.thread_ids.push(id.clone());
-            }
+            let thread = t.thread_position(id);
             if let Some(u) = &snap.user_id {
-                let pair = (u.clone(), id.clone());
-                if !t.user_thread_set.contains(&pair) {
-                    t.user_thread_set.insert(pair);
-                    match t.user_threads.get_mut(u) {
-                        Some(v) => v.push(id.clone()),
-                        None => {
-                            t.users.push(u.clone());
-                            t.user_threads.insert(u.clone(), vec![id.clone()]);
-                        }
-                    }
-                }
+                // A user is listed once it has a thread id, so looked up on the first.
+                let user = match user_at {
+                    Some(at) => at,
+                    None => *user_at.insert(t.user_position(u)),
+                };
+                t.note_user_thread(user, thread);
             }
         }
         if snap.thread_id_manager_context.is_some() || snap.thread_id_isolation_key.is_some() {
@@ -947,25 +1022,35 @@ impl Tracker {
 
     /// Everything the suite's `analyze_consistency` gives, and more.
     pub fn analyze(&self, now_ms: u64) -> Analysis {
+        let (mut a, lists) = self.analyze_parts(now_ms);
+        let ids = lists.thread_ids();
+        a.thread_ids = ids.iter().map(|id| id.to_string()).collect();
+        a.thread_ids_by_user = lists
+            .threads_by_user()
+            .map(|(u, threads)| {
+                let threads = threads.iter().filter_map(|&at| ids.get(at));
+                (u.to_string(), threads.map(|id| id.to_string()).collect())
+            })
+            .collect();
+        a.users_with_multiple_thread_ids = lists
+            .users_with_multiple_thread_ids()
+            .map(|(_, u)| u.to_string())
+            .collect();
+        a
+    }
+
+    /// The analysis with its three lists (`thread_ids`, `thread_ids_by_user`,
+    /// `users_with_multiple_thread_ids`) left empty, and those lists borrowed: for a
+    /// binding that hands them over in its own form without a copy of each string.
+    pub fn analyze_parts(&self, now_ms: u64) -> (Analysis, AnalysisLists<'_>) {
         let t = &self.totals;
         let now = self.effective_now(now_ms);
-        let s = |a: &Arc<str>| a.to_string();
-        let by_user: Vec<(String, Vec<String>)> = t
-            .users
-            .iter()
-            .map(|u| (u.to_string(), t.user_threads[u].iter().map(s).collect()))
-            .collect();
-        let multi = by_user
-            .iter()
-            .filter(|(_, v)| v.len() > 1)
-            .map(|(u, _)| u.clone())
-            .collect();
-        Analysis {
+        let analysis = Analysis {
             total_snapshots: t.snapshots,
             retained_snapshots: self.snapshots.len() as u64,
             total_violations: t.violations,
             unique_thread_ids_found: t.thread_ids.len() as u64,
-            thread_ids: t.thread_ids.iter().map(s).collect(),
+            thread_ids: Vec::new(),
             inconsistent_snapshots: t.inconsistent,
             operation_violations: t
                 .operation_violations
@@ -974,14 +1059,15 @@ impl Tracker {
                 .collect(),
             consistency_score: score(t.snapshots, t.inconsistent),
             analysis_duration: now.saturating_sub(self.started_ms) as f64 / 1000.0,
-            thread_ids_by_user: by_user,
-            users_with_multiple_thread_ids: multi,
+            thread_ids_by_user: Vec::new(),
+            users_with_multiple_thread_ids: Vec::new(),
             first_divergence: t.first_divergence,
             last_consistent_before_divergence: t.last_consistent_before_divergence,
             managers_created: t.managers_created,
             managers_cleaned_up: t.managers_cleaned_up,
             leaked_managers: t.managers_created.saturating_sub(t.managers_cleaned_up),
-        }
+        };
+        (analysis, AnalysisLists { totals: t })
     }
 
     /// The report in exactly the layout of the seed's sample.
@@ -1216,41 +1302,43 @@ impl Tracker {
                     ),
                 ));
             }
-            tr.restore_totals(a);
+            tr.restore_totals(a)?;
         }
         tr.frozen_at_ms = Some(file.generated_at_ms);
         Ok(tr)
     }
 
-    fn restore_totals(&mut self, a: Analysis) {
-        let mut t = Totals {
-            snapshots: a.total_snapshots,
-            inconsistent: a.inconsistent_snapshots,
-            violations: a.total_violations,
-            first_divergence: a.first_divergence,
-            last_consistent_before_divergence: a.last_consistent_before_divergence,
-            last_consistent: self.totals.last_consistent,
-            managers_created: a.managers_created,
-            managers_cleaned_up: a.managers_cleaned_up,
-            ..Totals::default()
-        };
+    /// A bounded tracker's file: the totals come from its analysis. Every user's thread
+    /// ids must be among the analysis's thread ids, as the tracker writes them.
+    fn restore_totals(&mut self, a: Analysis) -> Result<(), ReportError> {
+        // Keyed like the tracker's other tables (`Tracker::seeded`), not by the default.
+        let mut t = Totals::keyed(*self.interned.hasher());
+        t.snapshots = a.total_snapshots;
+        t.inconsistent = a.inconsistent_snapshots;
+        t.violations = a.total_violations;
+        t.first_divergence = a.first_divergence;
+        t.last_consistent_before_divergence = a.last_consistent_before_divergence;
+        t.last_consistent = self.totals.last_consistent;
+        t.managers_created = a.managers_created;
+        t.managers_cleaned_up = a.managers_cleaned_up;
         for id in &a.thread_ids {
             let id = self.intern(id);
-            if t.thread_id_set.insert(id.clone()) {
-                t.thread_ids.push(id);
-            }
+            t.thread_position(&id);
         }
         for (u, threads) in &a.thread_ids_by_user {
             let u = self.intern(u);
-            t.users.push(u.clone());
-            let mut v = Vec::new();
+            let user = t.user_position(&u);
             for th in threads {
-                let th = self.intern(th);
-                if t.user_thread_set.insert((u.clone(), th.clone())) {
-                    v.push(th);
-                }
+                let Some(&thread) = t.thread_index.get(th.as_str()) else {
+                    return Err(ReportError::Field {
+                        field: "analysis.thread_ids_by_user".into(),
+                        problem: format!(
+                            "user {u:?} has thread id {th:?}, which is not in analysis.thread_ids: expected every user's thread ids among the thread ids"
+                        ),
+                    });
+                };
+                t.note_user_thread(user, thread);
             }
-            t.user_threads.insert(u, v);
         }
         for (op, n) in &a.operation_violations {
             let op = self.intern(op);
@@ -1259,6 +1347,7 @@ impl Tracker {
             t.operation_violations.push((op, *n));
         }
         self.totals = t;
+        Ok(())
     }
 }
 
@@ -2111,6 +2200,95 @@ ANALYSIS:
             assert_eq!(a.to_json(9), b.to_json(9));
             assert_eq!(a.report_text(9), b.report_text(9));
         }
+    }
+
+    /// Snapshots of users meeting one or two threads each, over `steps` steps.
+    fn feed_users(tr: &mut Tracker, from: u64, steps: u64) {
+        for i in from..from + steps {
+            let user = format!("u{}", i % 4);
+            let thread = format!("thread_{}", i % 3);
+            let input = SnapshotInput {
+                operation: "op",
+                user_id: Some(&user),
+                user_context_thread_id: Some(&thread),
+                manager_thread_id: Some(if i % 5 == 0 { "thread_x" } else { &thread }),
+                ..Default::default()
+            };
+            tr.take_snapshot(input, i).unwrap();
+        }
+    }
+
+    #[test]
+    fn analysis_parts_are_the_analysis() {
+        let mut tr = Tracker::new(0);
+        feed_users(&mut tr, 0, 12);
+        let whole = tr.analyze(20);
+        let (head, lists) = tr.analyze_parts(20);
+        let ids: Vec<&str> = lists.thread_ids().iter().map(|t| &**t).collect();
+        assert_eq!(ids, whole.thread_ids);
+        let by_user: Vec<(String, Vec<String>)> = lists
+            .threads_by_user()
+            .map(|(u, at)| (u.into(), at.iter().map(|&i| ids[i].into()).collect()))
+            .collect();
+        assert_eq!(by_user, whole.thread_ids_by_user);
+        let multi: Vec<(usize, &str)> = lists.users_with_multiple_thread_ids().collect();
+        assert_eq!(multi, [(0, "u0"), (1, "u1"), (2, "u2"), (3, "u3")]);
+        assert_eq!(
+            head,
+            Analysis {
+                thread_ids: vec![],
+                thread_ids_by_user: vec![],
+                users_with_multiple_thread_ids: vec![],
+                ..whole
+            }
+        );
+    }
+
+    #[test]
+    fn bounded_report_reloads_its_users_threads() {
+        // A bounded tracker's file: totals (users and their threads) come from the
+        // analysis, and the reloaded tracker goes on from them as the original does.
+        let mut tr = Tracker::bounded(0, 3).unwrap();
+        feed_users(&mut tr, 0, 10);
+        let j = tr.to_json(10);
+        let mut back = Tracker::from_json(&j, ReportLimits::default()).unwrap();
+        assert_eq!(
+            back.analyze(10).thread_ids_by_user,
+            tr.analyze(10).thread_ids_by_user
+        );
+        feed_users(&mut tr, 10, 7);
+        feed_users(&mut back, 10, 7);
+        let (a, b) = (tr.analyze(30), back.analyze(30));
+        assert_eq!(a.thread_ids_by_user, b.thread_ids_by_user);
+        assert_eq!(
+            a.users_with_multiple_thread_ids,
+            b.users_with_multiple_thread_ids
+        );
+        assert_eq!(a.thread_ids, b.thread_ids);
+        assert_eq!(
+            a.thread_ids_by_user[0],
+            (
+                "u0".to_string(),
+                vec![
+                    "thread_0".to_string(),
+                    "thread_x".into(),
+                    "thread_1".into(),
+                    "thread_2".into()
+                ]
+            )
+        );
+        // A user's thread that the file's thread_ids lacks: a hand-edited file.
+        let edited = j.replacen(
+            "\"u2\":[\"thread_2\",\"thread_0\"]",
+            "\"u2\":[\"thread_2\",\"thread_nowhere\"]",
+            1,
+        );
+        assert_ne!(edited, j);
+        let err = Tracker::from_json(&edited, ReportLimits::default()).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "report field analysis.thread_ids_by_user is invalid: user \"u2\" has thread id \"thread_nowhere\", which is not in analysis.thread_ids: expected every user's thread ids among the thread ids"
+        );
     }
 
     #[test]

@@ -1,7 +1,7 @@
 // The package as shipped: entry points, exports map, types, the web build, the .wasm.
 import test from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { readFileSync, readdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { execFileSync } from 'node:child_process';
 import { tmpdir } from 'node:os';
@@ -97,7 +97,15 @@ test('the exports map sends Node to the Node build and browsers to the web build
   assert.equal(e.default, './browser.mjs');
   assert.equal(Object.keys(e)[0], 'types', 'types first');
   assert.ok(Object.keys(e).indexOf('node') < Object.keys(e).indexOf('browser'));
-  for (const f of pkgJson.files) readFileSync(join(pkgDir, f));
+  for (const f of pkgJson.files) {
+    // A folder entry (the JS snippets the glue imports) must hold them.
+    if (f.endsWith('/')) {
+      const names = readdirSync(join(pkgDir, f), { recursive: true });
+      assert.ok(names.some((n) => n.endsWith('.js')), `${f} holds no .js file`);
+    } else {
+      readFileSync(join(pkgDir, f));
+    }
+  }
 });
 
 test('installed with npm, the package works through import and require', () => {

@@ -215,3 +215,36 @@ test('fromJSONBytes reads a report from its UTF-8 bytes', () => {
   throwsKind(() => Tracker.fromJSONBytes(json), 'argument', /Uint8Array/);
   throwsKind(() => Tracker.fromJSONBytes(undefined), 'argument');
 });
+
+test('analyze() is the report JSON analysis: fields, order, odd user ids and non-ASCII ids', () => {
+  // analyze() assembles its lists from one text sliced by UTF-16 lengths
+  // (bindings/wasm/js/analysis.js); the report JSON is serde's text of the same analysis.
+  const clock = manualClock(1_700_000_000_000);
+  const tr = new Tracker({ clock });
+  const users = ['user123', '__proto__', 'constructor', '42', '7', 'ünïcødé', 'emoji👩‍💻', 'quote"back\\slash', ''];
+  const threads = ['thread_a', 'thread_ü_1', 'thread_😀_2', 'thread_"q"', 'thread_tab\t', 'thread_a'];
+  users.forEach((userId, i) => {
+    clock.set(1_700_000_000_000 + i);
+    const t1 = threads[i % threads.length];
+    const t2 = threads[(i + 1) % threads.length];
+    tr.takeSnapshot({ operation: 'manager_creation', userId: userId || null, userContextThreadId: t1, managerThreadId: t1 });
+    // Every other user also meets a second thread id: users_with_multiple_thread_ids.
+    if (i % 2 === 0) tr.takeSnapshot({ operation: `op_${i}`, userId: userId || null, userContextThreadId: t1, managerThreadId: t2 });
+  });
+  const a = tr.analyze();
+  const fromReport = JSON.parse(tr.toJSON()).analysis;
+  assert.deepStrictEqual(a, fromReport);
+  assert.equal(JSON.stringify(a), JSON.stringify(fromReport), 'same field and key order');
+  assert.equal(Object.getPrototypeOf(a.thread_ids_by_user), Object.prototype);
+  assert.ok(Object.hasOwn(a.thread_ids_by_user, '__proto__'));
+  assert.deepEqual(a.thread_ids_by_user.__proto__, ['thread_ü_1']);
+  assert.deepEqual(a.thread_ids_by_user['emoji👩‍💻'], ['thread_a', 'thread_ü_1']);
+  assert.deepEqual(a.thread_ids_by_user.constructor, ['thread_😀_2', 'thread_"q"']);
+  // Integer-like keys come first in a JS object, as JSON.parse orders them too.
+  assert.deepEqual(Object.keys(a.thread_ids_by_user).slice(0, 2), ['7', '42']);
+  assert.deepEqual(a.thread_ids, ['thread_a', 'thread_ü_1', 'thread_😀_2', 'thread_"q"', 'thread_tab\t']);
+  assert.deepEqual(a.users_with_multiple_thread_ids, ['user123', 'constructor', '7', 'emoji👩‍💻']);
+  // An empty tracker: empty lists, not missing ones.
+  const empty = new Tracker({ clock: () => 5 }).analyze();
+  assert.deepEqual([empty.thread_ids, empty.thread_ids_by_user, empty.users_with_multiple_thread_ids], [[], {}, []]);
+});

@@ -295,7 +295,12 @@ pub fn json_text(v: &JsValue, name: &str) -> JsResult<String> {
 /// Any serde value as a plain JS value, JSON-shaped (maps as objects, `None` as `null`),
 /// through JSON text: one fast `JSON.parse` instead of a call per field.
 pub fn to_js<T: Serialize + ?Sized>(v: &T) -> JsResult<JsValue> {
-    let text = serde_json::to_string(v).map_err(|e| {
+    js_sys::JSON::parse(&to_json_text(v)?)
+}
+
+/// Any serde value as JSON text (for `to_js`, or for JS code that parses it itself).
+pub fn to_json_text<T: Serialize + ?Sized>(v: &T) -> JsResult<String> {
+    serde_json::to_string(v).map_err(|e| {
         error(
             "internal",
             // The category only: serde_json's Display is a few KB of message tables.
@@ -304,8 +309,7 @@ pub fn to_js<T: Serialize + ?Sized>(v: &T) -> JsResult<JsValue> {
                 e.classify()
             ),
         )
-    })?;
-    js_sys::JSON::parse(&text)
+    })
 }
 
 /// Where time comes from: `Date.now()`, or a function the caller gave.

@@ -5,10 +5,71 @@ use std::rc::Rc;
 
 use wasm_bindgen::prelude::*;
 
-use threadline::tracker::{Analysis, Comparison, ReportLimits, SnapshotFilter, SnapshotInput};
+use threadline::tracker::{
+    Analysis, AnalysisLists, Comparison, ReportLimits, SnapshotFilter, SnapshotInput,
+};
 use threadline::RegistryEvent;
 
-use crate::args::{self, argument, core, to_js, JsClock, JsResult, Options};
+use crate::args::{self, argument, core, to_js, to_json_text, JsClock, JsResult, Options};
+
+#[wasm_bindgen(module = "/js/analysis.js")]
+extern "C" {
+    /// Builds the analysis object from `AnalysisParts` and the rest of it as JSON.
+    #[wasm_bindgen(js_name = assembleAnalysis)]
+    fn assemble_analysis(head: &str, text: &str, lengths: &[u32], shape: &[u32]) -> JsValue;
+}
+
+/// An analysis's lists in the form `js/analysis.js` reads: each thread id and user once,
+/// in one text, with its length in UTF-16 units (what JS slices by), and the lists'
+/// shape, where a user's threads are positions among the thread ids. One text and two
+/// arrays cross to JS, not a string (or a JSON string) per id.
+struct AnalysisParts {
+    text: String,
+    lengths: Vec<u32>,
+    shape: Vec<u32>,
+}
+
+impl AnalysisParts {
+    fn write(lists: AnalysisLists<'_>) -> Self {
+        let threads = lists.thread_ids();
+        let users = lists.threads_by_user();
+        let text_len = threads.iter().map(|id| id.len()).sum::<usize>()
+            + users.clone().map(|(u, _)| u.len()).sum::<usize>();
+        let mut parts = AnalysisParts {
+            text: String::with_capacity(text_len),
+            lengths: Vec::with_capacity(threads.len() + users.len()),
+            shape: Vec::with_capacity(3 + 2 * users.len()),
+        };
+        // usize is u32 in wasm32: every count and position fits.
+        parts.shape.push(threads.len() as u32);
+        for id in threads {
+            parts.push(id);
+        }
+        parts.shape.push(users.len() as u32);
+        for (user, threads) in users {
+            parts.push(user);
+            parts.shape.push(threads.len() as u32);
+            parts.shape.extend(threads.iter().map(|&at| at as u32));
+        }
+        let count_at = parts.shape.len();
+        parts.shape.push(0);
+        for (position, _) in lists.users_with_multiple_thread_ids() {
+            parts.shape.push(position as u32);
+        }
+        parts.shape[count_at] = (parts.shape.len() - count_at - 1) as u32;
+        parts
+    }
+
+    fn push(&mut self, s: &str) {
+        self.text.push_str(s);
+        let units = if s.is_ascii() {
+            s.len()
+        } else {
+            s.encode_utf16().count()
+        };
+        self.lengths.push(units as u32);
+    }
+}
 
 /// A core tracker and its clock, shared by a `Tracker` and the `ThreadGuard` that made it.
 pub struct Shared {
@@ -228,7 +289,16 @@ impl Tracker {
     /// The analysis (snake_case fields, as in the report JSON).
     pub fn analyze(&self) -> JsResult<JsValue> {
         let now = self.now()?;
-        self.with(|s| to_js(&s.core.analyze(now)))
+        self.with(|s| {
+            let (head, lists) = s.core.analyze_parts(now);
+            let parts = AnalysisParts::write(lists);
+            Ok(assemble_analysis(
+                &to_json_text(&head)?,
+                &parts.text,
+                &parts.lengths,
+                &parts.shape,
+            ))
+        })
     }
 
     /// Records one snapshot; returns `{ index, mismatch, violations }`.
