@@ -248,3 +248,37 @@ test('analyze() is the report JSON analysis: fields, order, odd user ids and non
   const empty = new Tracker({ clock: () => 5 }).analyze();
   assert.deepEqual([empty.thread_ids, empty.thread_ids_by_user, empty.users_with_multiple_thread_ids], [[], {}, []]);
 });
+
+test('analyze() after analyze(): new thread ids and users, and results that do not share arrays', () => {
+  // Each tracker keeps the strings of its earlier analyses and is sent only new ones.
+  const clock = manualClock(1_700_000_000_000);
+  const tr = new Tracker({ clock });
+  const take = (userId, t1, t2 = t1) =>
+    tr.takeSnapshot({ operation: 'op', userId, userContextThreadId: t1, managerThreadId: t2 });
+  const same = () => {
+    const a = tr.analyze();
+    assert.equal(JSON.stringify(a), JSON.stringify(JSON.parse(tr.toJSON()).analysis));
+    return a;
+  };
+  const empty = same();
+  assert.deepEqual(empty.thread_ids, []);
+  take('u1', 'thread_1');
+  const first = same();
+  first.thread_ids.push('mutated');
+  first.thread_ids_by_user.u1.push('mutated');
+  first.users_with_multiple_thread_ids.push('mutated');
+  take('u1', 'thread_1', 'thread_2'); // an old user meets a new thread
+  take('u2', 'thread_2'); // a new user, an old thread
+  take('ü', 'thread_é'); // non-ASCII, after ASCII sent earlier
+  const second = same();
+  assert.deepEqual(second.thread_ids, ['thread_1', 'thread_2', 'thread_é']);
+  assert.deepEqual(second.thread_ids_by_user, { u1: ['thread_1', 'thread_2'], u2: ['thread_2'], ü: ['thread_é'] });
+  assert.deepEqual(second.users_with_multiple_thread_ids, ['u1']);
+  const third = same(); // nothing new
+  assert.deepEqual(third, second);
+  assert.notEqual(third.thread_ids, second.thread_ids);
+  assert.notEqual(third.thread_ids_by_user.u1, second.thread_ids_by_user.u1);
+  // A tracker read back from its report, then fed: the same answers.
+  const back = Tracker.fromJSON(tr.toJSON(), { clock });
+  assert.deepEqual(back.analyze(), third);
+});

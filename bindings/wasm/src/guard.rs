@@ -9,7 +9,6 @@
 //! like any other. A check never throws: it answers `{ ok: true, ... }` or
 //! `{ ok: false, expected, got }`.
 
-use std::cell::RefCell;
 use std::rc::Rc;
 
 use wasm_bindgen::prelude::*;
@@ -261,10 +260,7 @@ impl ThreadGuard {
             operation,
             thread: None,
             gen: shared()?,
-            tracker: Rc::new(RefCell::new(Shared {
-                core: tracker,
-                clock,
-            })),
+            tracker: Shared::new(tracker, clock),
             websocket_client_id: None,
             connections: 0,
             checks: 0,

@@ -14,15 +14,36 @@ use crate::args::{self, argument, core, to_js, to_json_text, JsClock, JsResult, 
 
 #[wasm_bindgen(module = "/js/analysis.js")]
 extern "C" {
+    /// An empty `{ threads, users }`: the strings JS holds for one tracker's analyses.
+    #[wasm_bindgen(js_name = newAnalysisStrings)]
+    fn new_analysis_strings() -> JsValue;
+
     /// Builds the analysis object from `AnalysisParts` and the rest of it as JSON.
     #[wasm_bindgen(js_name = assembleAnalysis)]
-    fn assemble_analysis(head: &str, text: &str, lengths: &[u32], shape: &[u32]) -> JsValue;
+    fn assemble_analysis(
+        strings: &JsValue,
+        head: &str,
+        text: &str,
+        lengths: &[u32],
+        shape: &[u32],
+    ) -> JsValue;
 }
 
-/// An analysis's lists in the form `js/analysis.js` reads: each thread id and user once,
-/// in one text, with its length in UTF-16 units (what JS slices by), and the lists'
-/// shape, where a user's threads are positions among the thread ids. One text and two
-/// arrays cross to JS, not a string (or a JSON string) per id.
+/// The thread ids and users whose JS strings a tracker's earlier analyses made. A
+/// tracker's lists only grow, so the next analysis hands over only the strings added
+/// since, and a user seen before is an object key JS has already interned.
+#[derive(Default)]
+pub struct AnalysisStrings {
+    js: Option<JsValue>,
+    threads: usize,
+    users: usize,
+}
+
+/// An analysis's lists in the form `js/analysis.js` reads: the thread ids and users new
+/// since the last analysis, one after another in one text, with their lengths in UTF-16
+/// units (what JS slices by), and the lists' shape, where a user's threads are positions
+/// among the thread ids. One text and two arrays cross to JS, not a string (or a JSON
+/// string) per id.
 struct AnalysisParts {
     text: String,
     lengths: Vec<u32>,
@@ -30,24 +51,34 @@ struct AnalysisParts {
 }
 
 impl AnalysisParts {
-    fn write(lists: AnalysisLists<'_>) -> Self {
-        let threads = lists.thread_ids();
+    /// Shape: [new thread ids, new users, users, then for each user its thread count and
+    /// its threads' positions, users with multiple thread ids, then their positions].
+    fn write(lists: AnalysisLists<'_>, sent: &AnalysisStrings) -> Self {
+        let threads = lists.thread_ids().get(sent.threads..).unwrap_or_default();
         let users = lists.threads_by_user();
+        let new_users = users.len().saturating_sub(sent.users);
         let text_len = threads.iter().map(|id| id.len()).sum::<usize>()
-            + users.clone().map(|(u, _)| u.len()).sum::<usize>();
+            + users
+                .clone()
+                .skip(sent.users)
+                .map(|(u, _)| u.len())
+                .sum::<usize>();
         let mut parts = AnalysisParts {
             text: String::with_capacity(text_len),
-            lengths: Vec::with_capacity(threads.len() + users.len()),
-            shape: Vec::with_capacity(3 + 2 * users.len()),
+            lengths: Vec::with_capacity(threads.len() + new_users),
+            shape: Vec::with_capacity(4 + 2 * users.len()),
         };
         // usize is u32 in wasm32: every count and position fits.
-        parts.shape.push(threads.len() as u32);
+        parts
+            .shape
+            .extend([threads.len() as u32, new_users as u32, users.len() as u32]);
         for id in threads {
             parts.push(id);
         }
-        parts.shape.push(users.len() as u32);
-        for (user, threads) in users {
-            parts.push(user);
+        for (at, (user, threads)) in users.enumerate() {
+            if at >= sent.users {
+                parts.push(user);
+            }
             parts.shape.push(threads.len() as u32);
             parts.shape.extend(threads.iter().map(|&at| at as u32));
         }
@@ -57,17 +88,37 @@ impl AnalysisParts {
             parts.shape.push(position as u32);
         }
         parts.shape[count_at] = (parts.shape.len() - count_at - 1) as u32;
+        parts.utf16_lengths();
         parts
+    }
+
+    /// Byte lengths to UTF-16 units (what JS slices by). ASCII text, the usual case, is
+    /// the same in both and checked once for the whole text.
+    fn utf16_lengths(&mut self) {
+        if self.text.is_ascii() {
+            return;
+        }
+        let mut at = 0;
+        for len in &mut self.lengths {
+            let bytes = self
+                .text
+                .as_bytes()
+                .get(at..at + *len as usize)
+                .unwrap_or_default();
+            at += *len as usize;
+            // One unit per character (per byte that starts one), and a second for a
+            // character past U+FFFF (a four-byte sequence, lead byte 0xF0 and up).
+            *len = bytes
+                .iter()
+                .map(|&b| u32::from(b & 0xC0 != 0x80) + u32::from(b >= 0xF0))
+                .sum();
+        }
     }
 
     fn push(&mut self, s: &str) {
         self.text.push_str(s);
-        let units = if s.is_ascii() {
-            s.len()
-        } else {
-            s.encode_utf16().count()
-        };
-        self.lengths.push(units as u32);
+        // In bytes for now; `utf16_lengths` converts them if any text is not ASCII.
+        self.lengths.push(s.len() as u32);
     }
 }
 
@@ -75,6 +126,17 @@ impl AnalysisParts {
 pub struct Shared {
     pub core: threadline::Tracker,
     pub clock: JsClock,
+    pub analysis_strings: AnalysisStrings,
+}
+
+impl Shared {
+    pub fn new(core: threadline::Tracker, clock: JsClock) -> SharedTracker {
+        Rc::new(RefCell::new(Shared {
+            core,
+            clock,
+            analysis_strings: AnalysisStrings::default(),
+        }))
+    }
 }
 
 pub type SharedTracker = Rc<RefCell<Shared>>;
@@ -211,7 +273,7 @@ impl Tracker {
         let core =
             threadline::Tracker::seeded(started, capacity, args::hash_seed()?).map_err(core)?;
         Ok(Tracker {
-            inner: Rc::new(RefCell::new(Shared { core, clock })),
+            inner: Shared::new(core, clock),
         })
     }
 
@@ -226,7 +288,7 @@ impl Tracker {
         let core =
             threadline::Tracker::from_json_seeded(&text, l, args::hash_seed()?).map_err(core)?;
         Ok(Tracker {
-            inner: Rc::new(RefCell::new(Shared { core, clock })),
+            inner: Shared::new(core, clock),
         })
     }
 
@@ -265,10 +327,7 @@ impl Tracker {
         let core_tracker =
             threadline::Tracker::from_json_seeded(text, l, args::hash_seed()?).map_err(core)?;
         Ok(Tracker {
-            inner: Rc::new(RefCell::new(Shared {
-                core: core_tracker,
-                clock,
-            })),
+            inner: Shared::new(core_tracker, clock),
         })
     }
 
@@ -291,13 +350,18 @@ impl Tracker {
         let now = self.now()?;
         self.with(|s| {
             let (head, lists) = s.core.analyze_parts(now);
-            let parts = AnalysisParts::write(lists);
-            Ok(assemble_analysis(
-                &to_json_text(&head)?,
-                &parts.text,
-                &parts.lengths,
-                &parts.shape,
-            ))
+            let sent = &mut s.analysis_strings;
+            let (threads, users) = (lists.thread_ids().len(), lists.threads_by_user().len());
+            if threads < sent.threads || users < sent.users {
+                // Never expected (the lists only grow); start over rather than mislabel.
+                *sent = AnalysisStrings::default();
+            }
+            let head = to_json_text(&head)?;
+            let parts = AnalysisParts::write(lists, sent);
+            let js = sent.js.get_or_insert_with(new_analysis_strings);
+            let analysis = assemble_analysis(js, &head, &parts.text, &parts.lengths, &parts.shape);
+            (sent.threads, sent.users) = (threads, users);
+            Ok(analysis)
         })
     }
 
