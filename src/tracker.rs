@@ -364,7 +364,9 @@ struct Totals {
     managers_cleaned_up: u64,
 }
 
-/// An analysis's lists, borrowed from the tracker (see `Tracker::analyze_parts`).
+/// An analysis's lists, borrowed from the tracker (see `Tracker::analyze_parts`). A
+/// tracker's lists only grow: a position, once given, names the same thread id or user
+/// for the tracker's life, so a binding may keep what it made of earlier ones.
 #[derive(Clone, Copy)]
 pub struct AnalysisLists<'a> {
     totals: &'a Totals,
