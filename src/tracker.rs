@@ -341,8 +341,9 @@ pub struct Violation {
 type FastMap<K, V> = HashMap<K, V, FixedState>;
 type FastSet<K> = HashSet<K, FixedState>;
 
-/// Exact aggregates over the whole history.
-#[derive(Debug, Clone, Default)]
+/// Exact aggregates over the whole history. Made only by `Totals::keyed`: no `Default`,
+/// whose tables would be keyed by the public default seed, not the tracker's.
+#[derive(Debug, Clone)]
 struct Totals {
     snapshots: u64,
     inconsistent: u64,
