@@ -317,6 +317,107 @@ impl Serialize for RegistryEvent {
     }
 }
 
+/// An event as the ring keeps it until drained: 40 bytes, half a `RegistryEvent`. A ring
+/// nobody drains is full, each create and cleanup overwrites its oldest slot, and at the
+/// default 65,536 events those writes stream megabytes through the cache, evicting the
+/// index lines the next create needs. The kinds every create+cleanup pair records are
+/// packed; the rarer ones (limit, connections) are kept whole, boxed.
+///
+/// WebAssembly keeps every event whole (below): there the packing costs about 650 bytes
+/// of code, more than the npm package's size limit has to spare.
+#[cfg(not(target_arch = "wasm32"))]
+#[derive(Debug)]
+enum StoredEvent {
+    Lifecycle {
+        key: Arc<str>,
+        key_len: u32,
+        kind: LifecycleKind,
+        at_ms: u64,
+        manager_id: ManagerId,
+    },
+    Whole(Box<RegistryEvent>),
+}
+
+#[cfg(not(target_arch = "wasm32"))]
+#[derive(Debug, Clone, Copy)]
+enum LifecycleKind {
+    Created,
+    Reused,
+    CleanedUp(CleanupReason),
+}
+
+#[cfg(not(target_arch = "wasm32"))]
+impl StoredEvent {
+    fn pack(kind: EventKind, manager_id: Option<ManagerId>, key: SharedKey, at_ms: u64) -> Self {
+        let lifecycle = match kind {
+            EventKind::Created => Some(LifecycleKind::Created),
+            EventKind::Reused => Some(LifecycleKind::Reused),
+            EventKind::CleanedUp { reason } => Some(LifecycleKind::CleanedUp(reason)),
+            _ => None,
+        };
+        match (lifecycle, manager_id) {
+            (Some(kind), Some(manager_id)) => Self::Lifecycle {
+                key: key.text,
+                key_len: key.len,
+                kind,
+                at_ms,
+                manager_id,
+            },
+            _ => Self::Whole(Box::new(RegistryEvent {
+                kind,
+                manager_id,
+                key,
+                at_ms,
+            })),
+        }
+    }
+
+    fn unpack(self) -> RegistryEvent {
+        match self {
+            Self::Whole(event) => *event,
+            Self::Lifecycle {
+                key,
+                key_len,
+                kind,
+                at_ms,
+                manager_id,
+            } => RegistryEvent {
+                kind: match kind {
+                    LifecycleKind::Created => EventKind::Created,
+                    LifecycleKind::Reused => EventKind::Reused,
+                    LifecycleKind::CleanedUp(reason) => EventKind::CleanedUp { reason },
+                },
+                manager_id: Some(manager_id),
+                key: SharedKey {
+                    text: key,
+                    len: key_len,
+                },
+                at_ms,
+            },
+        }
+    }
+}
+
+#[cfg(target_arch = "wasm32")]
+#[derive(Debug)]
+struct StoredEvent(RegistryEvent);
+
+#[cfg(target_arch = "wasm32")]
+impl StoredEvent {
+    fn pack(kind: EventKind, manager_id: Option<ManagerId>, key: SharedKey, at_ms: u64) -> Self {
+        Self(RegistryEvent {
+            kind,
+            manager_id,
+            key,
+            at_ms,
+        })
+    }
+
+    fn unpack(self) -> RegistryEvent {
+        self.0
+    }
+}
+
 /// What `create` did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Created {
@@ -436,7 +537,7 @@ pub struct Registry {
     by_user: HashTable<UserList>,
     hash: KeyedHash,
     stats: RegistryStats,
-    events: VecDeque<RegistryEvent>,
+    events: VecDeque<StoredEvent>,
     connections: usize,
     inactive: usize,
 }
@@ -482,17 +583,13 @@ impl Registry {
             self.events.pop_front();
             self.stats.events_dropped += 1;
         }
-        self.events.push_back(RegistryEvent {
-            kind,
-            manager_id,
-            key,
-            at_ms,
-        });
+        self.events
+            .push_back(StoredEvent::pack(kind, manager_id, key, at_ms));
     }
 
     /// Takes every event recorded since the last drain, oldest first.
     pub fn drain_events(&mut self) -> Vec<RegistryEvent> {
-        self.events.drain(..).collect()
+        self.events.drain(..).map(StoredEvent::unpack).collect()
     }
 
     /// Events waiting to be drained.
@@ -1490,6 +1587,58 @@ mod tests {
             format!("{:?}", ev[0]),
             r#"RegistryEvent { kind: Created, manager_id: Some(ManagerId(0)), key: "u1:thread_a:b", at_ms: 0 }"#
         );
+    }
+
+    #[test]
+    fn stored_events_are_small_and_give_back_every_kind() {
+        assert!(std::mem::size_of::<StoredEvent>() <= 40);
+        let c = ctx("u1", "thread_a:b");
+        let id = Some(ManagerId::new(7, u32::MAX));
+        let mut kinds = vec![
+            (EventKind::Created, id, true),
+            (EventKind::Reused, id, true),
+            (EventKind::Created, None, false),
+            (EventKind::LimitExceeded { count: 20, max: 20 }, None, false),
+            (EventKind::Deactivated { connections: 3 }, id, false),
+            (
+                EventKind::ConnectionAdded {
+                    connection_id: "c1".into(),
+                },
+                id,
+                false,
+            ),
+            (
+                EventKind::ConnectionRemoved {
+                    connection_id: "c1".into(),
+                },
+                id,
+                false,
+            ),
+        ];
+        for reason in [
+            CleanupReason::Explicit,
+            CleanupReason::Forced,
+            CleanupReason::Stale,
+            CleanupReason::Expired,
+            CleanupReason::Replaced,
+            CleanupReason::Shutdown,
+        ] {
+            kinds.push((EventKind::CleanedUp { reason }, id, true));
+            kinds.push((EventKind::CleanedUp { reason }, None, false));
+        }
+        for (kind, manager_id, packed) in kinds {
+            let stored = StoredEvent::pack(kind.clone(), manager_id, SharedKey::of(&c), 17);
+            assert_eq!(
+                matches!(stored, StoredEvent::Lifecycle { .. }),
+                packed,
+                "{kind:?}"
+            );
+            let back = stored.unpack();
+            assert_eq!(
+                (&back.kind, back.manager_id, back.key(), back.at_ms),
+                (&kind, manager_id, "u1:thread_a:b", 17)
+            );
+        }
     }
 
     #[test]
