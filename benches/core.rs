@@ -4,9 +4,12 @@
 //! snapshot ones with 10-20 samples, so the whole run stays at a few minutes on 2 cores.
 
 use std::hint::black_box;
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion};
+use rand_chacha::rand_core::{RngCore, SeedableRng};
+use rand_chacha::ChaCha12Rng;
 use threadline::ids::{are_correlated, parse_id, parse_id_parts, IdGenerator};
 use threadline::key::IsolationKey;
 use threadline::registry::{Registry, RegistryConfig};
@@ -21,6 +24,24 @@ fn ids(c: &mut Criterion) {
     let sys = IdGenerator::system().unwrap();
     g.bench_function("user_context_ids", |b| {
         b.iter(|| sys.user_context_ids(black_box("user-12345678"), black_box("websocket_factory")))
+    });
+    // The floor under `user_context_ids` on this machine, measured in the same run: what
+    // any implementation returning the three ids as one owned text does at the least
+    // (one lock, one 64-bit ChaCha12 draw, one allocation of the finished text, its copy
+    // and its free), with the text already made. The rest is validation and formatting.
+    let floor = Mutex::new(ChaCha12Rng::seed_from_u64(1));
+    let made = sys
+        .user_context_ids("user-12345678", "websocket_factory")
+        .unwrap();
+    let text = format!("{}{}{}", made.thread_id(), made.run_id(), made.request_id());
+    g.bench_function("user_context_ids_floor", |b| {
+        b.iter(|| {
+            let r = floor
+                .lock()
+                .map(|mut rng| rng.next_u64())
+                .unwrap_or_default();
+            (r, Box::<str>::from(black_box(text.as_str())))
+        })
     });
     g.bench_function("base_id", |b| {
         b.iter(|| sys.base_id(black_box("req"), true, 8))
