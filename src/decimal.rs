@@ -73,13 +73,29 @@ pub(crate) fn push_fixed(out: &mut String, x: f64, decimals: u32) {
     }
 }
 
-/// The decimal digits of `v` (most significant first), without u128's `Display`.
-fn decimal_digits(mut v: u128) -> Vec<u8> {
+/// The decimal digits of `v` (most significant first), without u128's `Display`. Past
+/// u64, divided by 10 as four 32-bit limbs in 64-bit steps: u128 division would link
+/// compiler-rt's `__udivti3`, about 1 KB of the size-limited WebAssembly build.
+fn decimal_digits(v: u128) -> Vec<u8> {
+    if let Ok(small) = u64::try_from(v) {
+        return itoa::Buffer::new().format(small).as_bytes().to_vec();
+    }
+    let mut limbs = [
+        (v >> 96) as u32,
+        (v >> 64) as u32,
+        (v >> 32) as u32,
+        v as u32,
+    ];
     let mut d = Vec::with_capacity(40);
     loop {
-        d.push(b'0' + (v % 10) as u8);
-        v /= 10;
-        if v == 0 {
+        let mut rem = 0u64;
+        for limb in limbs.iter_mut() {
+            let cur = (rem << 32) | u64::from(*limb);
+            *limb = (cur / 10) as u32;
+            rem = cur % 10;
+        }
+        d.push(b'0' + rem as u8);
+        if limbs == [0; 4] {
             break;
         }
     }
@@ -542,7 +558,28 @@ mod tests {
         parses_as_core(&format!("{tie}1e-901"));
     }
 
+    #[test]
+    fn decimal_digits_are_u128_display() {
+        for v in [
+            0u128,
+            9,
+            10,
+            4_294_967_295,
+            4_294_967_296,
+            u64::MAX as u128,
+            1 << 100,
+            u128::MAX,
+        ] {
+            assert_eq!(decimal_digits(v), v.to_string().into_bytes(), "{v}");
+        }
+    }
+
     proptest! {
+        #[test]
+        fn decimal_digits_of_any_u128(v in any::<u128>()) {
+            prop_assert_eq!(decimal_digits(v), v.to_string().into_bytes());
+        }
+
         #[test]
         fn parse_matches_core_on_any_double_written_out(bits in any::<u64>(), digits in 1usize..25) {
             let x = f64::from_bits(bits);
