@@ -329,6 +329,8 @@ impl Serialize for RegistryEvent {
 #[derive(Debug)]
 enum StoredEvent {
     Lifecycle {
+        // A `SharedKey`'s two fields, held apart: the kind fits beside `key_len`, where a
+        // nested `SharedKey` would keep its own padding and make this 48 bytes.
         key: Arc<str>,
         key_len: u32,
         kind: LifecycleKind,
