@@ -23,6 +23,7 @@ pub mod json;
 pub mod key;
 pub mod registry;
 pub mod session;
+pub mod text_list;
 pub mod tracker;
 
 #[cfg(feature = "std")]
@@ -37,6 +38,7 @@ pub use ids::{
 pub use key::IsolationKey;
 pub use registry::{Connection, ManagerId, Registry, RegistryConfig, RegistryEvent};
 pub use session::SessionStore;
+pub use text_list::TextList;
 pub use tracker::{
     Analysis, AnalysisLists, Comparison, ReportLimits, SnapshotFilter, SnapshotInput, Tracker,
 };

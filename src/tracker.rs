@@ -22,6 +22,7 @@ use crate::error::ReportError;
 use crate::json::{Fields, JsonError, JsonResult, Reader};
 use crate::key::IsolationKey;
 use crate::registry::{EventKind, Manager, RegistryEvent};
+use crate::text_list::TextList;
 
 /// The report JSON schema this version writes and reads.
 pub const SCHEMA: &str = "threadline.report/1";
@@ -349,10 +350,13 @@ struct Totals {
     inconsistent: u64,
     violations: u64,
     /// In first-seen order; everything below refers to a thread id by its position here.
-    thread_ids: Vec<Arc<str>>,
+    /// One text, not a string each: an analysis reads every one of them.
+    thread_ids: TextList,
     thread_index: FastMap<Arc<str>, usize>,
-    /// In first-seen order, each with its threads' positions.
-    users: Vec<UserThreads>,
+    /// In first-seen order, as `thread_ids`.
+    users: TextList,
+    /// Each user's threads' positions, first seen first; beside `users`, by position.
+    user_threads: Vec<Vec<usize>>,
     user_index: FastMap<Arc<str>, usize>,
     /// (user position, thread position) pairs seen.
     user_thread_set: FastSet<(usize, usize)>,
@@ -375,34 +379,29 @@ pub struct AnalysisLists<'a> {
 
 impl<'a> AnalysisLists<'a> {
     /// Every thread id seen, in first-seen order (`Analysis::thread_ids`).
-    pub fn thread_ids(&self) -> &'a [Arc<str>] {
+    pub fn thread_ids(&self) -> &'a TextList {
         &self.totals.thread_ids
     }
 
-    /// Each user and the thread ids seen with it, as positions in `thread_ids()`; users
-    /// and threads in first-seen order (`Analysis::thread_ids_by_user`).
-    pub fn threads_by_user(&self) -> impl ExactSizeIterator<Item = (&'a str, &'a [usize])> + Clone {
-        self.totals
-            .users
-            .iter()
-            .map(|u| (&*u.user, u.threads.as_slice()))
+    /// Every user seen, in first-seen order (the keys of `Analysis::thread_ids_by_user`).
+    pub fn users(&self) -> &'a TextList {
+        &self.totals.users
     }
 
-    /// The users seen with more than one thread id, with their positions in
-    /// `threads_by_user` (`Analysis::users_with_multiple_thread_ids`).
-    pub fn users_with_multiple_thread_ids(&self) -> impl Iterator<Item = (usize, &'a str)> {
+    /// The thread ids seen with each user, as positions in `thread_ids()`: users in the
+    /// order of `users()`, threads first seen first (`Analysis::thread_ids_by_user`).
+    pub fn threads_by_user(&self) -> impl ExactSizeIterator<Item = &'a [usize]> + Clone {
+        self.totals.user_threads.iter().map(Vec::as_slice)
+    }
+
+    /// The positions in `users()` of the users seen with more than one thread id
+    /// (`Analysis::users_with_multiple_thread_ids`).
+    pub fn users_with_multiple_thread_ids(&self) -> impl Iterator<Item = usize> + 'a {
         self.threads_by_user()
             .enumerate()
-            .filter(|(_, (_, threads))| threads.len() > 1)
-            .map(|(i, (u, _))| (i, u))
+            .filter(|(_, threads)| threads.len() > 1)
+            .map(|(at, _)| at)
     }
-}
-
-/// A user and the positions of its thread ids (in `Totals::thread_ids`), first seen first.
-#[derive(Debug, Clone)]
-struct UserThreads {
-    user: Arc<str>,
-    threads: Vec<usize>,
 }
 
 impl Totals {
@@ -412,9 +411,10 @@ impl Totals {
             snapshots: 0,
             inconsistent: 0,
             violations: 0,
-            thread_ids: Vec::new(),
+            thread_ids: TextList::new(),
             thread_index: FastMap::with_hasher(state),
-            users: Vec::new(),
+            users: TextList::new(),
+            user_threads: Vec::new(),
             user_index: FastMap::with_hasher(state),
             user_thread_set: FastSet::with_hasher(state),
             operation_violations: Vec::new(),
@@ -433,7 +433,7 @@ impl Totals {
             return at;
         }
         let at = self.thread_ids.len();
-        self.thread_ids.push(id.clone());
+        self.thread_ids.push(id);
         self.thread_index.insert(id.clone(), at);
         at
     }
@@ -444,10 +444,8 @@ impl Totals {
             return at;
         }
         let at = self.users.len();
-        self.users.push(UserThreads {
-            user: user.clone(),
-            threads: Vec::new(),
-        });
+        self.users.push(user);
+        self.user_threads.push(Vec::new());
         self.user_index.insert(user.clone(), at);
         at
     }
@@ -455,8 +453,8 @@ impl Totals {
     /// Notes a thread id seen with a user (both by position); each pair once, in order.
     fn note_user_thread(&mut self, user: usize, thread: usize) {
         if self.user_thread_set.insert((user, thread)) {
-            if let Some(u) = self.users.get_mut(user) {
-                u.threads.push(thread);
+            if let Some(threads) = self.user_threads.get_mut(user) {
+                threads.push(thread);
             }
         }
     }
@@ -1026,19 +1024,22 @@ impl Tracker {
     /// Everything the suite's `analyze_consistency` gives, and more.
     pub fn analyze(&self, now_ms: u64) -> Analysis {
         let (mut a, lists) = self.analyze_parts(now_ms);
-        let ids = lists.thread_ids();
-        a.thread_ids = ids.iter().map(|id| id.to_string()).collect();
-        a.thread_ids_by_user = lists
-            .threads_by_user()
-            .map(|(u, threads)| {
-                let threads = threads.iter().filter_map(|&at| ids.get(at));
-                (u.to_string(), threads.map(|id| id.to_string()).collect())
-            })
-            .collect();
-        a.users_with_multiple_thread_ids = lists
-            .users_with_multiple_thread_ids()
-            .map(|(_, u)| u.to_string())
-            .collect();
+        let (ids, users) = (lists.thread_ids(), lists.users());
+        // Plain loops: collecting these iterators costs more code in the wasm build.
+        a.thread_ids.reserve_exact(ids.len());
+        for id in ids.iter() {
+            a.thread_ids.push(id.to_string());
+        }
+        a.thread_ids_by_user.reserve_exact(users.len());
+        for (user, threads) in users.iter().zip(lists.threads_by_user()) {
+            let threads = threads.iter().filter_map(|&at| ids.get(at));
+            a.thread_ids_by_user
+                .push((user.to_string(), threads.map(str::to_string).collect()));
+        }
+        for at in lists.users_with_multiple_thread_ids() {
+            a.users_with_multiple_thread_ids
+                .extend(users.get(at).map(str::to_string));
+        }
         a
     }
 
@@ -2227,15 +2228,23 @@ ANALYSIS:
         feed_users(&mut tr, 0, 12);
         let whole = tr.analyze(20);
         let (head, lists) = tr.analyze_parts(20);
-        let ids: Vec<&str> = lists.thread_ids().iter().map(|t| &**t).collect();
+        let ids: Vec<&str> = lists.thread_ids().iter().collect();
         assert_eq!(ids, whole.thread_ids);
         let by_user: Vec<(String, Vec<String>)> = lists
-            .threads_by_user()
+            .users()
+            .iter()
+            .zip(lists.threads_by_user())
             .map(|(u, at)| (u.into(), at.iter().map(|&i| ids[i].into()).collect()))
             .collect();
         assert_eq!(by_user, whole.thread_ids_by_user);
-        let multi: Vec<(usize, &str)> = lists.users_with_multiple_thread_ids().collect();
-        assert_eq!(multi, [(0, "u0"), (1, "u1"), (2, "u2"), (3, "u3")]);
+        assert_eq!(lists.users().len(), lists.threads_by_user().len());
+        let multi: Vec<usize> = lists.users_with_multiple_thread_ids().collect();
+        assert_eq!(multi, [0, 1, 2, 3]);
+        let users: Vec<&str> = multi
+            .iter()
+            .filter_map(|&at| lists.users().get(at))
+            .collect();
+        assert_eq!(users, ["u0", "u1", "u2", "u3"]);
         assert_eq!(
             head,
             Analysis {

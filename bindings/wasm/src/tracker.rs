@@ -23,7 +23,8 @@ extern "C" {
     fn assemble_analysis(
         strings: &JsValue,
         head: &str,
-        text: &str,
+        threads: &str,
+        users: &str,
         lengths: &[u32],
         shape: &[u32],
     ) -> JsValue;
@@ -39,86 +40,51 @@ pub struct AnalysisStrings {
     users: usize,
 }
 
-/// An analysis's lists in the form `js/analysis.js` reads: the thread ids and users new
-/// since the last analysis, one after another in one text, with their lengths in UTF-16
-/// units (what JS slices by), and the lists' shape, where a user's threads are positions
-/// among the thread ids. One text and two arrays cross to JS, not a string (or a JSON
-/// string) per id.
-struct AnalysisParts {
-    text: String,
+/// An analysis's lists in the form `js/analysis.js` reads: the thread ids and the users
+/// new since the last analysis, each kind one after another in one text (lent straight
+/// from the core's lists, no copy), their lengths in bytes (JS converts them to UTF-16
+/// units when a text is not ASCII), and the lists' shape, where a user's threads are positions among the thread ids. Two
+/// texts and two arrays cross to JS, not a string (or a JSON string) per id.
+struct AnalysisParts<'a> {
+    threads: &'a str,
+    users: &'a str,
     lengths: Vec<u32>,
     shape: Vec<u32>,
 }
 
-impl AnalysisParts {
+impl<'a> AnalysisParts<'a> {
     /// Shape: [new thread ids, new users, users, then for each user its thread count and
     /// its threads' positions, users with multiple thread ids, then their positions].
-    fn write(lists: AnalysisLists<'_>, sent: &AnalysisStrings) -> Self {
-        let threads = lists.thread_ids().get(sent.threads..).unwrap_or_default();
-        let users = lists.threads_by_user();
-        let new_users = users.len().saturating_sub(sent.users);
-        let text_len = threads.iter().map(|id| id.len()).sum::<usize>()
-            + users
-                .clone()
-                .skip(sent.users)
-                .map(|(u, _)| u.len())
-                .sum::<usize>();
+    fn write(lists: AnalysisLists<'a>, sent: &AnalysisStrings) -> Self {
+        let threads = lists.thread_ids().iter_from(sent.threads);
+        let users = lists.users().iter_from(sent.users);
+        let by_user = lists.threads_by_user();
         let mut parts = AnalysisParts {
-            text: String::with_capacity(text_len),
-            lengths: Vec::with_capacity(threads.len() + new_users),
-            shape: Vec::with_capacity(4 + 2 * users.len()),
+            threads: threads.as_str(),
+            users: users.as_str(),
+            lengths: Vec::with_capacity(threads.len() + users.len()),
+            shape: Vec::with_capacity(4 + 2 * by_user.len()),
         };
         // usize is u32 in wasm32: every count and position fits.
-        parts
-            .shape
-            .extend([threads.len() as u32, new_users as u32, users.len() as u32]);
-        for id in threads {
-            parts.push(id);
+        parts.shape.extend([
+            threads.len() as u32,
+            users.len() as u32,
+            by_user.len() as u32,
+        ]);
+        for s in threads.chain(users) {
+            parts.lengths.push(s.len() as u32);
         }
-        for (at, (user, threads)) in users.enumerate() {
-            if at >= sent.users {
-                parts.push(user);
-            }
+        for threads in by_user {
             parts.shape.push(threads.len() as u32);
             parts.shape.extend(threads.iter().map(|&at| at as u32));
         }
         let count_at = parts.shape.len();
         parts.shape.push(0);
-        for (position, _) in lists.users_with_multiple_thread_ids() {
+        for position in lists.users_with_multiple_thread_ids() {
             parts.shape.push(position as u32);
         }
         parts.shape[count_at] = (parts.shape.len() - count_at - 1) as u32;
-        parts.utf16_lengths();
         parts
-    }
-
-    /// Byte lengths to UTF-16 units (what JS slices by). ASCII text, the usual case, is
-    /// the same in both and checked once for the whole text.
-    fn utf16_lengths(&mut self) {
-        if self.text.is_ascii() {
-            return;
-        }
-        let mut at = 0;
-        for len in &mut self.lengths {
-            let bytes = self
-                .text
-                .as_bytes()
-                .get(at..at + *len as usize)
-                .unwrap_or_default();
-            at += *len as usize;
-            // One unit per character (per byte that starts one), and a second for a
-            // character past U+FFFF (a four-byte sequence, lead byte 0xF0 and up).
-            *len = bytes
-                .iter()
-                .map(|&b| u32::from(b & 0xC0 != 0x80) + u32::from(b >= 0xF0))
-                .sum();
-        }
-    }
-
-    fn push(&mut self, s: &str) {
-        self.text.push_str(s);
-        // In bytes for now; `utf16_lengths` converts them if any text is not ASCII.
-        self.lengths.push(s.len() as u32);
     }
 }
 
@@ -351,7 +317,7 @@ impl Tracker {
         self.with(|s| {
             let (head, lists) = s.core.analyze_parts(now);
             let sent = &mut s.analysis_strings;
-            let (threads, users) = (lists.thread_ids().len(), lists.threads_by_user().len());
+            let (threads, users) = (lists.thread_ids().len(), lists.users().len());
             if threads < sent.threads || users < sent.users {
                 // Never expected (the lists only grow); start over rather than mislabel.
                 *sent = AnalysisStrings::default();
@@ -359,7 +325,14 @@ impl Tracker {
             let head = to_json_text(&head)?;
             let parts = AnalysisParts::write(lists, sent);
             let js = sent.js.get_or_insert_with(new_analysis_strings);
-            let analysis = assemble_analysis(js, &head, &parts.text, &parts.lengths, &parts.shape);
+            let analysis = assemble_analysis(
+                js,
+                &head,
+                parts.threads,
+                parts.users,
+                &parts.lengths,
+                &parts.shape,
+            );
             (sent.threads, sent.users) = (threads, users);
             Ok(analysis)
         })
