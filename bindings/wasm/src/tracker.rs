@@ -43,8 +43,9 @@ pub struct AnalysisStrings {
 /// An analysis's lists in the form `js/analysis.js` reads: the thread ids and the users
 /// new since the last analysis, each kind one after another in one text (lent straight
 /// from the core's lists, no copy), their lengths in bytes (JS converts them to UTF-16
-/// units when a text is not ASCII), and the lists' shape, where a user's threads are positions among the thread ids. Two
-/// texts and two arrays cross to JS, not a string (or a JSON string) per id.
+/// units when a text is not ASCII), and the lists' shape, where a user's threads are
+/// positions among the thread ids. Two texts and two arrays cross to JS, not a string
+/// (or a JSON string) per id.
 struct AnalysisParts<'a> {
     threads: &'a str,
     users: &'a str,
