@@ -275,6 +275,12 @@ impl Snapshot {
         ]
     }
 
+    /// A snapshot a cleanup lookup can be compared with: it names the manager's or the
+    /// isolation key's thread id.
+    fn is_manager_snapshot(&self) -> bool {
+        self.thread_id_manager_context.is_some() || self.thread_id_isolation_key.is_some()
+    }
+
     /// True when two of the non-empty thread ids differ.
     pub fn has_mismatch(&self) -> bool {
         let mut first: Option<&str> = None;
@@ -460,8 +466,16 @@ impl Totals {
     }
 }
 
-/// What a cleanup lookup is compared with: the latest manager snapshot.
-#[derive(Debug, Clone)]
+/// Whether `s` is the latest manager snapshot of all or of its user.
+fn is_latest_manager(all: Option<u64>, by_user: &FastMap<Arc<str>, u64>, s: &Snapshot) -> bool {
+    all == Some(s.index)
+        || s.user_id
+            .as_ref()
+            .is_some_and(|u| by_user.get(&**u) == Some(&s.index))
+}
+
+/// The fields of the latest manager snapshot a lookup copies, owned: the lookup is
+/// recorded into the tracker that holds that snapshot.
 struct LookupBase {
     manager_thread: Option<Arc<str>>,
     key_thread: Option<Arc<str>>,
@@ -469,6 +483,19 @@ struct LookupBase {
     manager_instance_id: Option<u64>,
     user_id: Option<Arc<str>>,
     websocket_client_id: Option<Arc<str>>,
+}
+
+impl LookupBase {
+    fn of(s: &Snapshot) -> Self {
+        Self {
+            manager_thread: s.thread_id_manager_context.clone(),
+            key_thread: s.thread_id_isolation_key.clone(),
+            key: s.isolation_key.clone(),
+            manager_instance_id: s.manager_instance_id,
+            user_id: s.user_id.clone(),
+            websocket_client_id: s.websocket_client_id.clone(),
+        }
+    }
 }
 
 /// The result of `analyze` (the suite's `analyze_consistency`, plus more).
@@ -589,8 +616,15 @@ pub struct Tracker {
     /// also the key's thread id (the same key is usually snapshotted many times, and
     /// parsing and validating it cost more than the rest of its interning).
     interned: FastMap<Arc<str>, Option<Arc<str>>>,
-    last_manager: Option<LookupBase>,
-    last_manager_by_user: FastMap<Arc<str>, LookupBase>,
+    /// What a cleanup lookup is compared with: the latest manager snapshot (one with a
+    /// manager or isolation-key thread id) of all, and of each user, by index.
+    latest_manager: Option<u64>,
+    latest_manager_by_user: FastMap<Arc<str>, u64>,
+    /// Latest manager snapshots a bounded tracker dropped, oldest first (and some that
+    /// have been superseded since, pruned as the list grows). A report carries the ones
+    /// still latest (`lookup_snapshots`), so that a tracker read back compares later
+    /// lookups exactly as the original does.
+    dropped_latest: Vec<Snapshot>,
     /// Set on a report loaded from JSON: its generation time, used for durations until
     /// the tracker records something new.
     frozen_at_ms: Option<u64>,
@@ -641,8 +675,9 @@ impl Tracker {
             violations: VecDeque::new(),
             totals: Totals::keyed(state),
             interned: FastMap::with_hasher(state),
-            last_manager: None,
-            last_manager_by_user: FastMap::with_hasher(state),
+            latest_manager: None,
+            latest_manager_by_user: FastMap::with_hasher(state),
+            dropped_latest: Vec::new(),
             frozen_at_ms: None,
         }
     }
@@ -865,25 +900,57 @@ impl Tracker {
                 t.note_user_thread(user, thread);
             }
         }
-        if snap.thread_id_manager_context.is_some() || snap.thread_id_isolation_key.is_some() {
-            let base = LookupBase {
-                manager_thread: snap.thread_id_manager_context.clone(),
-                key_thread: snap.thread_id_isolation_key.clone(),
-                key: snap.isolation_key.clone(),
-                manager_instance_id: snap.manager_instance_id,
-                user_id: snap.user_id.clone(),
-                websocket_client_id: snap.websocket_client_id.clone(),
-            };
-            if let Some(u) = &snap.user_id {
-                self.last_manager_by_user.insert(u.clone(), base.clone());
-            }
-            self.last_manager = Some(base);
-        }
+        self.note_latest_manager(&snap);
         self.snapshots.push_back(snap);
         if let Some(cap) = self.capacity {
             while self.snapshots.len() > cap {
-                self.snapshots.pop_front();
+                let Some(old) = self.snapshots.pop_front() else {
+                    break;
+                };
+                self.retire(old);
             }
+        }
+    }
+
+    /// A manager snapshot is from now on the latest of all, and of its user.
+    fn note_latest_manager(&mut self, snap: &Snapshot) {
+        if snap.is_manager_snapshot() {
+            if let Some(u) = &snap.user_id {
+                self.latest_manager_by_user.insert(u.clone(), snap.index);
+            }
+            self.latest_manager = Some(snap.index);
+        }
+    }
+
+    /// A snapshot a bounded tracker drops: kept on if it is a latest manager snapshot.
+    fn retire(&mut self, old: Snapshot) {
+        if !self.is_latest_manager(&old) {
+            return;
+        }
+        self.dropped_latest.push(old);
+        // Superseded ones are pruned once they could be half the list, so it stays
+        // within twice the number of users (amortised O(1) a drop).
+        if self.dropped_latest.len() > 2 * self.latest_manager_by_user.len() + 2 {
+            let (all, by_user) = (self.latest_manager, &self.latest_manager_by_user);
+            self.dropped_latest
+                .retain(|s| is_latest_manager(all, by_user, s));
+        }
+    }
+
+    fn is_latest_manager(&self, s: &Snapshot) -> bool {
+        is_latest_manager(self.latest_manager, &self.latest_manager_by_user, s)
+    }
+
+    /// The manager snapshot of index `i`: retained, or dropped while it was a latest one.
+    fn manager_snapshot_at(&self, i: u64) -> Option<&Snapshot> {
+        let first = self.snapshots.front().map_or(u64::MAX, |s| s.index);
+        if i < first {
+            return self.dropped_latest.iter().rev().find(|s| s.index == i);
+        }
+        // At its offset from the first, unless a file's indexes have gaps.
+        match self.snapshots.get(usize::try_from(i - first).ok()?) {
+            Some(s) if s.index == i => Some(s),
+            _ => self.snapshots.iter().find(|s| s.index == i),
         }
     }
 
@@ -951,10 +1018,13 @@ impl Tracker {
         metadata: Option<Metadata>,
         now_ms: u64,
     ) -> Result<SnapshotOutcome, ReportError> {
-        let base = match user_id {
-            Some(u) => self.last_manager_by_user.get(u).cloned(),
-            None => self.last_manager.clone(),
+        let latest = match user_id {
+            Some(u) => self.latest_manager_by_user.get(u).copied(),
+            None => self.latest_manager,
         };
+        let base = latest
+            .and_then(|i| self.manager_snapshot_at(i))
+            .map(LookupBase::of);
         let base = base.unwrap_or(LookupBase {
             manager_thread: None,
             key_thread: None,
@@ -1174,6 +1244,10 @@ impl Tracker {
             analysis: Analysis,
             snapshots: &'a VecDeque<Snapshot>,
             violations: &'a VecDeque<Violation>,
+            // Last, and only in a bounded tracker's report that dropped one: readers
+            // of the older form (and the replay page's head reader) are unaffected.
+            #[serde(skip_serializing_if = "Vec::is_empty")]
+            lookup_snapshots: Vec<&'a Snapshot>,
         }
         serde_json::to_string(&Out {
             schema: SCHEMA,
@@ -1183,6 +1257,15 @@ impl Tracker {
             analysis: self.analyze(now),
             snapshots: &self.snapshots,
             violations: &self.violations,
+            lookup_snapshots: {
+                let mut v = Vec::new();
+                for s in &self.dropped_latest {
+                    if self.is_latest_manager(s) {
+                        v.push(s);
+                    }
+                }
+                v
+            },
         })
         .unwrap_or_else(|e| {
             // Unreachable with these types; still JSON if it happens. The error's category,
@@ -1253,11 +1336,25 @@ impl Tracker {
             problem: p,
         };
         let mut tr = Tracker::seeded_or_default(file.started_at_ms, file.capacity, hash_seed)?;
+        // Both lists in one loop (one copy of this code in the wasm): the dropped latest
+        // manager snapshots first, so that the retained ones, which are later, replace
+        // them as latest where they are. Indexes increase through both: a dropped
+        // snapshot precedes every retained one.
+        let lookups = file.lookup_snapshots.len();
         let mut prev: Option<u64> = None;
-        for (i, r) in file.snapshots.into_iter().enumerate() {
-            check_increasing("snapshots", i, &mut prev, r.index)?;
+        for (n, r) in file
+            .lookup_snapshots
+            .into_iter()
+            .chain(file.snapshots)
+            .enumerate()
+        {
+            let (list, i) = match n.checked_sub(lookups) {
+                None => ("lookup_snapshots", n),
+                Some(i) => ("snapshots", i),
+            };
+            check_increasing(list, i, &mut prev, r.index)?;
             check_name("operation", &r.operation)
-                .map_err(|e| field(&format!("snapshots[{i}].operation"), e.to_string()))?;
+                .map_err(|e| field(&format!("{list}[{i}].operation"), e.to_string()))?;
             let mut snap = Snapshot {
                 index: r.index,
                 timestamp_ms: r.timestamp_ms,
@@ -1277,7 +1374,12 @@ impl Tracker {
                     .map(StoredMetadata::from),
             };
             snap.mismatch = snap.has_mismatch();
-            tr.push_snapshot(snap);
+            if n < lookups {
+                tr.note_latest_manager(&snap);
+                tr.dropped_latest.push(snap);
+            } else {
+                tr.push_snapshot(snap);
+            }
         }
         let mut prev: Option<u64> = None;
         for (i, v) in file.violations.into_iter().enumerate() {
@@ -1485,6 +1587,9 @@ struct ReportFile<'a> {
     analysis: Analysis,
     snapshots: Vec<SnapshotRecord<'a>>,
     violations: Vec<Violation>,
+    /// Dropped latest manager snapshots; absent when there are none, and in reports
+    /// written before the field existed.
+    lookup_snapshots: Vec<SnapshotRecord<'a>>,
 }
 
 /// A snapshot as a report file holds it (absent optional fields read as `null`).
@@ -1513,7 +1618,7 @@ fn read_report(text: &str) -> JsonResult<ReportFile<'_>> {
     let mut schema = None;
     let (mut started_at_ms, mut generated_at_ms, mut capacity) = (0, 0, None);
     let mut analysis = None;
-    let (mut snapshots, mut violations) = (Vec::new(), Vec::new());
+    let (mut snapshots, mut violations, mut lookups) = (Vec::new(), Vec::new(), Vec::new());
     r.object("report", |r, key| match key.as_ref() {
         "schema" => {
             seen.first(r, 0, "schema")?;
@@ -1548,10 +1653,13 @@ fn read_report(text: &str) -> JsonResult<ReportFile<'_>> {
             analysis = Some(read_analysis(r)?);
             Ok(())
         }
-        "snapshots" => {
-            seen.first(r, 5, "snapshots")?;
-            r.array("snapshots", |r| {
-                snapshots.push(read_snapshot(r)?);
+        name @ ("snapshots" | "lookup_snapshots") => {
+            let lookup = name == "lookup_snapshots";
+            seen.first(r, if lookup { 7 } else { 5 }, name)?;
+            // One closure for both lists: one copy of the snapshot reader in the wasm.
+            r.array(name, |r| {
+                let s = read_snapshot(r)?;
+                if lookup { &mut lookups } else { &mut snapshots }.push(s);
                 Ok(())
             })
         }
@@ -1584,6 +1692,7 @@ fn read_report(text: &str) -> JsonResult<ReportFile<'_>> {
         analysis: analysis.unwrap_or_else(Analysis::empty),
         snapshots,
         violations,
+        lookup_snapshots: lookups,
     })
 }
 
@@ -2204,6 +2313,63 @@ ANALYSIS:
             assert_eq!(a.to_json(9), b.to_json(9));
             assert_eq!(a.report_text(9), b.report_text(9));
         }
+    }
+
+    #[test]
+    fn bounded_report_carries_the_dropped_lookup_snapshots() {
+        // u1's manager snapshot (index 0) is dropped by three later ones of u2; a
+        // cleanup lookup of u1 by the wrong thread is still compared with it, in the
+        // original and in a tracker read back from its report.
+        let manager = |user, thread| SnapshotInput {
+            operation: "manager_creation",
+            user_id: Some(user),
+            manager_thread_id: Some(thread),
+            manager_instance_id: Some(7),
+            isolation_key: Some(if user == "u1" {
+                "u1:thread_a"
+            } else {
+                "u2:thread_b"
+            }),
+            ..Default::default()
+        };
+        let mut tr = Tracker::bounded(0, 3).unwrap();
+        tr.take_snapshot(manager("u1", "thread_a"), 1).unwrap();
+        for t in 2..5 {
+            tr.take_snapshot(manager("u2", "thread_b"), t).unwrap();
+        }
+        let j = tr.to_json(5);
+        assert!(
+            j.ends_with(",\"lookup_snapshots\":[{\"index\":0,\"timestamp_ms\":1,\"operation\":\"manager_creation\",\"thread_id_user_context\":null,\"thread_id_manager_context\":\"thread_a\",\"thread_id_isolation_key\":\"thread_a\",\"thread_id_cleanup_lookup\":null,\"manager_instance_id\":7,\"isolation_key\":\"u1:thread_a\",\"user_id\":\"u1\",\"websocket_client_id\":null,\"mismatch\":false,\"metadata\":{}}]}"),
+            "{j}"
+        );
+        let mut back = Tracker::from_json(&j, ReportLimits::default()).unwrap();
+        assert_eq!(back.to_json(5), j);
+        for t in [&mut tr, &mut back] {
+            let out = t
+                .simulate_cleanup_lookup("thread_z", Some("u1"), None, 6)
+                .unwrap();
+            assert!(out.mismatch);
+            let s = t.snapshots().back().unwrap();
+            assert_eq!(s.manager_instance_id, Some(7));
+            assert_eq!(s.thread_id_manager_context.as_deref(), Some("thread_a"));
+            assert_eq!(s.thread_id_cleanup_lookup.as_deref(), Some("thread_z"));
+        }
+        assert_eq!(back.to_json(6), tr.to_json(6));
+        // The lookup is now u1's latest manager snapshot, and it is retained.
+        assert!(!tr.to_json(6).contains("\"lookup_snapshots\""));
+        // An unbounded tracker never writes the field; a file's dropped snapshots must
+        // precede its retained ones.
+        let mut all = Tracker::new(0);
+        all.take_snapshot(manager("u1", "thread_a"), 1).unwrap();
+        let unbounded = all.to_json(2);
+        assert!(!unbounded.contains("lookup_snapshots"));
+        let lookups = &j[j.find(",\"lookup_snapshots\"").unwrap()..j.len() - 1];
+        let forged = format!("{}{lookups}}}", &unbounded[..unbounded.len() - 1]);
+        let err = Tracker::from_json(&forged, ReportLimits::default()).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "report field snapshots[0].index is invalid: 0 does not follow 0: expected increasing indexes"
+        );
     }
 
     /// Snapshots of users meeting one or two threads each, over `steps` steps.
