@@ -163,6 +163,30 @@ test('a bounded tracker keeps the last snapshots and exact counts', () => {
   throwsKind(() => new Tracker({ capacity: 0 }), 'report.capacity');
 });
 
+test('a bounded tracker read back from its report judges lookups as the original', () => {
+  // u1's manager snapshot is dropped (capacity 2), and the report carries it: a lookup of
+  // u1 by the wrong thread is compared with it before and after the round trip.
+  const tr = new Tracker({ capacity: 2, clock: manualClock(0) });
+  const manager = (userId, thread, managerInstanceId) => ({
+    operation: 'manager_creation', userId, managerThreadId: thread, managerInstanceId,
+    isolationKey: `${userId}:${thread}`,
+  });
+  tr.takeSnapshot(manager('u1', 'thread_a', 7));
+  tr.takeSnapshot(manager('u2', 'thread_b', 8));
+  tr.takeSnapshot(manager('u2', 'thread_b', 8));
+  const j = tr.toJSON();
+  assert.deepEqual(JSON.parse(j).lookup_snapshots.map((s) => [s.index, s.isolation_key]), [[0, 'u1:thread_a']]);
+  const back = Tracker.fromJSON(j);
+  assert.equal(back.toJSON(), j);
+  for (const t of [tr, back]) {
+    const out = t.simulateCleanupLookup('thread_z', { userId: 'u1' });
+    assert.equal(out.mismatch, true);
+    const [s] = t.snapshotRange(1, 2);
+    assert.equal(s.index, 3);
+    assert.deepEqual([s.thread_id_manager_context, s.thread_id_cleanup_lookup, s.manager_instance_id], ['thread_a', 'thread_z', 7]);
+  }
+});
+
 test('compareAnalyses compares two analyses', () => {
   const { tr } = seedTracker();
   const fixed = new Tracker({ clock: manualClock(0) });

@@ -1,6 +1,7 @@
 """The native API: error tree, determinism, thread safety, GIL release, tracker JSON,
 bounded mode, registry events."""
 
+import json
 import threading
 import time
 
@@ -144,6 +145,27 @@ def test_bounded_tracker_keeps_counts_exact():
     assert "(3 earlier snapshots not retained)" in tr.report_text(now_ms=10)
     with pytest.raises(threadline.ReportError):
         Tracker(0)
+
+
+def test_bounded_tracker_read_back_judges_lookups_as_the_original():
+    # u1's manager snapshot is dropped (capacity 2), and its report carries it: a lookup
+    # of u1 by the wrong thread is compared with it before and after the round trip.
+    tr = Tracker(2, started_ms=0)
+    tr.take_snapshot("manager_creation", user_id="u1", manager_thread_id="thread_a",
+                     manager_instance_id=7, isolation_key="u1:thread_a", now_ms=1)
+    for t in (2, 3):
+        tr.take_snapshot("manager_creation", user_id="u2", manager_thread_id="thread_b",
+                         isolation_key="u2:thread_b", now_ms=t)
+    j = tr.to_json(now_ms=4)
+    assert [(s["index"], s["isolation_key"]) for s in json.loads(j)["lookup_snapshots"]] == [(0, "u1:thread_a")]
+    back = Tracker.from_json(j)
+    assert back.to_json(now_ms=4) == j
+    for t in (tr, back):
+        s = t.simulate_cleanup_lookup("thread_z", "u1", now_ms=5)
+        assert s.mismatch
+        assert (s.thread_id_manager_context, s.thread_id_cleanup_lookup) == ("thread_a", "thread_z")
+        assert s.manager_instance_id == 7
+    assert back.to_json(now_ms=6) == tr.to_json(now_ms=6)
 
 
 def test_snapshot_constructor_uses_core_rule():
