@@ -620,10 +620,10 @@ pub struct Tracker {
     /// manager or isolation-key thread id) of all, and of each user, by index.
     latest_manager: Option<u64>,
     latest_manager_by_user: FastMap<Arc<str>, u64>,
-    /// Latest manager snapshots a bounded tracker dropped, oldest first (and some that
-    /// have been superseded since, pruned as the list grows). A report carries the ones
-    /// still latest (`lookup_snapshots`), so that a tracker read back compares later
-    /// lookups exactly as the original does.
+    /// Latest manager snapshots a bounded tracker dropped, oldest first, without their
+    /// metadata (and some that have been superseded since, pruned as the list grows). A
+    /// report carries the ones still latest (`lookup_snapshots`), so that a tracker read
+    /// back compares later lookups exactly as the original does.
     dropped_latest: Vec<Snapshot>,
     /// Set on a report loaded from JSON: its generation time, used for durations until
     /// the tracker records something new.
@@ -922,11 +922,14 @@ impl Tracker {
         }
     }
 
-    /// A snapshot a bounded tracker drops: kept on if it is a latest manager snapshot.
-    fn retire(&mut self, old: Snapshot) {
+    /// A snapshot a bounded tracker drops: kept on if it is a latest manager snapshot,
+    /// without its metadata (a lookup does not read it, and it can be large: a bounded
+    /// tracker keeps one of these for each user whose latest is dropped).
+    fn retire(&mut self, mut old: Snapshot) {
         if !self.is_latest_manager(&old) {
             return;
         }
+        old.metadata = None;
         self.dropped_latest.push(old);
         // Superseded ones are pruned once they could be half the list, so it stays
         // within twice the number of users (amortised O(1) a drop).
@@ -2319,7 +2322,8 @@ ANALYSIS:
     fn bounded_report_carries_the_dropped_lookup_snapshots() {
         // u1's manager snapshot (index 0) is dropped by three later ones of u2; a
         // cleanup lookup of u1 by the wrong thread is still compared with it, in the
-        // original and in a tracker read back from its report.
+        // original and in a tracker read back from its report (which carries it
+        // without its metadata).
         let manager = |user, thread| SnapshotInput {
             operation: "manager_creation",
             user_id: Some(user),
@@ -2333,7 +2337,9 @@ ANALYSIS:
             ..Default::default()
         };
         let mut tr = Tracker::bounded(0, 3).unwrap();
-        tr.take_snapshot(manager("u1", "thread_a"), 1).unwrap();
+        let mut first = manager("u1", "thread_a");
+        first.metadata = Some(Metadata::from([("note".to_owned(), "dropped".into())]));
+        tr.take_snapshot(first, 1).unwrap();
         for t in 2..5 {
             tr.take_snapshot(manager("u2", "thread_b"), t).unwrap();
         }
