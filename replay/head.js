@@ -14,7 +14,8 @@ export const FIRST_ROWS = 128;
 
 // ------------------------------------------------------------ head preview
 // The core writes a report as schema, started_at_ms, generated_at_ms, capacity, analysis,
-// snapshots, violations. Reading up to the first snapshots takes milliseconds, so the page
+// snapshots, violations (and last, from a bounded tracker that dropped some, the
+// lookup_snapshots). Reading up to the first snapshots takes milliseconds, so the page
 // can show the analysis and the first rows of a big file while the core parses it all.
 // Nothing here is trusted: the core's parse replaces it, or its error removes it.
 
