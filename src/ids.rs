@@ -24,6 +24,9 @@ pub const MAX_ID_FUTURE_MS: u64 = 3600 * 1000;
 pub const MAX_BATCH: usize = 100_000;
 /// Older manager run ids carry `ms % 100000`.
 const MANAGER_RUN_MODULUS: u64 = 100_000;
+/// Bytes `manager_run_id` adds around the thread id at most: `run_`, `_{ms % 100000}`
+/// and `_{h8}`.
+pub(crate) const MANAGER_RUN_EXTRA: usize = "run_".len() + 1 + 5 + 1 + 8;
 
 /// The three correlated IDs of one user context: thread and run share counter and random
 /// part; the request id has the next counter value and its own random part.
@@ -391,22 +394,18 @@ impl IdGenerator {
     pub fn session_id(&self, user_id: &str, session_type: &str) -> Result<String, IdError> {
         check_user_id(user_id)?;
         check_label("session_type", session_type)?;
-        self.base_id(
-            &format!("session_{session_type}_{}", user_prefix(user_id)),
-            true,
-            8,
-        )
+        // Each part is checked by its own rule (a user id may hold '@', spaces or
+        // non-ASCII), so the prefix built from them is not checked again as a label.
+        let prefix = format!("session_{session_type}_{}", user_prefix(user_id));
+        Ok(self.base_id_at(&prefix, self.now_ms(), true, 8))
     }
 
     /// Base id with prefix `agent_{agent_type}_{u8}`.
     pub fn agent_execution_id(&self, agent_type: &str, user_id: &str) -> Result<String, IdError> {
         check_user_id(user_id)?;
         check_label("agent_type", agent_type)?;
-        self.base_id(
-            &format!("agent_{agent_type}_{}", user_prefix(user_id)),
-            true,
-            8,
-        )
+        let prefix = format!("agent_{agent_type}_{}", user_prefix(user_id));
+        Ok(self.base_id_at(&prefix, self.now_ms(), true, 8))
     }
 
     /// Base id with prefix `msg_{type}_{u8}`, plus `_{last _-part of thread_id, 8 chars}`
@@ -426,7 +425,7 @@ impl IdGenerator {
             prefix.push('_');
             prefix.push_str(first_chars(last, 8));
         }
-        self.base_id(&prefix, true, 8)
+        Ok(self.base_id_at(&prefix, self.now_ms(), true, 8))
     }
 
     /// `count` base ids sharing one `ms`.
@@ -1341,6 +1340,29 @@ mod tests {
             "{m}"
         );
         assert_eq!(parse_id(&m).unwrap().prefix, "msg_chat_bob_abcdef12");
+        // A user id's first 8 characters are taken as they are, whatever the user id
+        // rule allows ('@', spaces, non-ASCII), as for the websocket ids.
+        let s = g.session_id("user@example.com", "web").unwrap();
+        assert!(
+            s.starts_with(&format!("session_web_user@exa_{T0}_7_")),
+            "{s}"
+        );
+        assert_eq!(parse_id(&s).unwrap().prefix, "session_web_user@exa");
+        let a = g.agent_execution_id("triage", "üser 1 ünd more").unwrap();
+        assert!(
+            a.starts_with(&format!("agent_triage_üser 1 ü_{T0}_8_")),
+            "{a}"
+        );
+        let m = g.message_id("chat", "u1", Some("x_a:b c d e")).unwrap();
+        assert!(
+            m.starts_with(&format!("msg_chat_u1_a:b c d _{T0}_9_")),
+            "{m}"
+        );
+        // The parts are still checked, each by name.
+        let e = g.session_id("a:b", "web").unwrap_err().to_string();
+        assert!(e.starts_with("user_id \"a:b\""), "{e}");
+        let e = g.session_id("bob", "w b").unwrap_err().to_string();
+        assert!(e.starts_with("session_type \"w b\""), "{e}");
         let simple = g.simple_id("conn").unwrap();
         assert!(simple.starts_with("conn_") && is_h8(&simple[5..]));
         assert!(g.websocket_client_id("a:b", None).is_err());
