@@ -45,7 +45,8 @@ export type ErrorKind =
   | 'report.schema'
   | 'report.field'
   | 'report.capacity'
-  | 'report.empty_operation'
+  | 'report.empty'
+  | 'report.metadata_too_deep'
   | 'report.too_long';
 
 /**

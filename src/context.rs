@@ -183,8 +183,20 @@ impl Serialize for UserContext {
 
 impl<'de> Deserialize<'de> for UserContext {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        // As before: the fields are taken as they are, not validated.
+        // Validated as `build` does, under the test rules (the more permissive: a
+        // context built in a test environment reads back), so a deserialised context
+        // meets every invariant a registry relies on (no ':' in the user id, no empty
+        // or over-long id).
         let f = OwnedContextFields::deserialize(d)?;
+        let extra = f.extra.as_deref();
+        validate_fields(
+            [&f.user_id, &f.thread_id, &f.run_id, &f.request_id],
+            f.websocket_client_id.as_deref(),
+            extra.and_then(|e| e.parent_request_id.as_deref()),
+            extra.map_or(0, |e| e.operation_depth),
+            ValidationRules::TEST,
+        )
+        .map_err(serde::de::Error::custom)?;
         Self::pack(
             [&f.user_id, &f.thread_id, &f.run_id, &f.request_id],
             f.websocket_client_id.as_deref(),
@@ -261,23 +273,13 @@ impl ContextBuilder {
 
     /// Validates and builds with a request id already chosen.
     pub fn build_with_request_id(self, request_id: String) -> Result<UserContext, ContextError> {
-        let r = self.rules;
-        validate_user_id(&self.user_id, r)?;
-        validate_id("thread_id", &self.thread_id, r)?;
-        validate_id("run_id", &self.run_id, r)?;
-        validate_id("request_id", &request_id, r)?;
-        if let Some(ws) = &self.websocket_client_id {
-            validate_optional_id("websocket_client_id", ws)?;
-        }
-        if let Some(p) = &self.parent_request_id {
-            validate_optional_id("parent_request_id", p)?;
-        }
-        if self.operation_depth > MAX_OPERATION_DEPTH {
-            return Err(ContextError::Depth {
-                value: self.operation_depth,
-                max: MAX_OPERATION_DEPTH,
-            });
-        }
+        validate_fields(
+            [&self.user_id, &self.thread_id, &self.run_id, &request_id],
+            self.websocket_client_id.as_deref(),
+            self.parent_request_id.as_deref(),
+            self.operation_depth,
+            self.rules,
+        )?;
         let extra = ContextExtra {
             agent_context: self.agent_context,
             audit_metadata: self.audit_metadata,
@@ -297,6 +299,33 @@ impl ContextBuilder {
             max: MAX_ID_LEN,
         })
     }
+}
+
+/// Every rule a context's fields must meet.
+fn validate_fields(
+    [user_id, thread_id, run_id, request_id]: [&str; 4],
+    websocket_client_id: Option<&str>,
+    parent_request_id: Option<&str>,
+    operation_depth: u64,
+    r: ValidationRules,
+) -> Result<(), ContextError> {
+    validate_user_id(user_id, r)?;
+    validate_id("thread_id", thread_id, r)?;
+    validate_id("run_id", run_id, r)?;
+    validate_id("request_id", request_id, r)?;
+    if let Some(ws) = websocket_client_id {
+        validate_optional_id("websocket_client_id", ws)?;
+    }
+    if let Some(p) = parent_request_id {
+        validate_optional_id("parent_request_id", p)?;
+    }
+    if operation_depth > MAX_OPERATION_DEPTH {
+        return Err(ContextError::Depth {
+            value: operation_depth,
+            max: MAX_OPERATION_DEPTH,
+        });
+    }
+    Ok(())
 }
 
 impl UserContext {
@@ -384,7 +413,7 @@ impl UserContext {
     }
 }
 
-fn validate_optional_id(field: &'static str, value: &str) -> Result<(), ContextError> {
+pub(crate) fn validate_optional_id(field: &'static str, value: &str) -> Result<(), ContextError> {
     if value.len() > MAX_ID_LEN {
         return Err(ContextError::TooLong {
             field,
@@ -627,6 +656,27 @@ mod tests {
             ("a", "b", "c", "d")
         );
         assert_eq!(f.websocket_client_id(), None);
+        // Read back only as `build` would make it: a ':' in the user id would file the
+        // manager under another user's key.
+        for (json, message) in [
+            (
+                r#"{"user_id":"a:b","thread_id":"thread_t","run_id":"run_t","request_id":"r"}"#,
+                "user_id \"a:b\" contains ':'",
+            ),
+            (
+                r#"{"user_id":"a","thread_id":"","run_id":"run_t","request_id":"r"}"#,
+                "thread_id is required: got \"\"",
+            ),
+            (
+                r#"{"user_id":"a","thread_id":"t","run_id":"r","request_id":"q","extra":{"agent_context":{},"audit_metadata":{},"operation_depth":99999999,"parent_request_id":null}}"#,
+                "operation_depth 99999999",
+            ),
+        ] {
+            let e = serde_json::from_str::<UserContext>(json)
+                .unwrap_err()
+                .to_string();
+            assert!(e.starts_with(message), "{e}");
+        }
         // Multi-byte text keeps its boundaries.
         let g = UserContext::builder("é", "thread_ü", "run_ß")
             .build_with_request_id("req_日本".into())

@@ -23,6 +23,15 @@ pub fn shown(value: &str) -> String {
     out
 }
 
+/// A value as a message shows it unquoted (a number's text, or a user id where Netra's
+/// message has it bare): as it is, or cut after 64 characters with the full length noted.
+pub fn shown_plain(value: &str) -> std::borrow::Cow<'_, str> {
+    match value.char_indices().nth(SHOWN_CHARS) {
+        None => value.into(),
+        Some((cut, _)) => format!("{}… ({} bytes)", &value[..cut], value.len()).into(),
+    }
+}
+
 /// Appends `value` quoted for a message. Written out rather than `{:?}`: Debug's
 /// printability tables are about 10 KB of the WebAssembly package.
 pub(crate) fn push_quoted(out: &mut String, value: &str) {
@@ -139,11 +148,14 @@ pub enum SessionError {
 /// Errors of the manager registry.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum RegistryError {
-    #[error("User {user_id} has reached the maximum number of WebSocket managers ({max}).")]
+    #[error(
+        "User {} has reached the maximum number of WebSocket managers ({max}).",
+        shown_plain(user_id)
+    )]
     LimitExceeded { user_id: String, max: usize },
     #[error(
-        "connection {} belongs to user {}, but manager {} serves user {}: refused",
-        shown(connection_id),
+        "{} user {}, but manager {} serves user {}: refused",
+        connection_id.as_deref().map_or_else(|| "a message is for".to_owned(), |c| format!("connection {} belongs to", shown(c))),
         shown(connection_user),
         shown(key),
         shown(manager_user)
@@ -151,7 +163,8 @@ pub enum RegistryError {
     IsolationViolation {
         key: String,
         manager_user: String,
-        connection_id: String,
+        /// The connection refused; `None` for a message sent to another user.
+        connection_id: Option<String>,
         connection_user: String,
     },
     #[error("no manager is registered under isolation key {}", shown(key))]
@@ -187,8 +200,13 @@ pub enum ReportError {
     Field { field: String, problem: String },
     #[error("tracker capacity {value} is invalid: expected at least 1")]
     Capacity { value: usize },
-    #[error("operation is empty: expected a name such as \"manager_creation\"")]
-    EmptyOperation,
+    #[error("{field} nests more than {max} levels deep: expected at most {max}, so that a report holding it can be read back")]
+    MetadataTooDeep { field: &'static str, max: usize },
+    #[error("{field} is empty: expected a name such as {example:?}")]
+    Empty {
+        field: &'static str,
+        example: &'static str,
+    },
     #[error("{field} is {len} bytes long: expected at most {max}")]
     TooLong {
         field: &'static str,
@@ -274,7 +292,8 @@ impl ReportError {
             ReportError::Schema { .. } => "report.schema",
             ReportError::Field { .. } => "report.field",
             ReportError::Capacity { .. } => "report.capacity",
-            ReportError::EmptyOperation => "report.empty_operation",
+            ReportError::Empty { .. } => "report.empty",
+            ReportError::MetadataTooDeep { .. } => "report.metadata_too_deep",
             ReportError::TooLong { .. } => "report.too_long",
         }
     }
@@ -306,7 +325,14 @@ mod tests {
         assert_eq!(e.kind(), "context.empty");
         let e = RegistryError::Context(ContextError::Id(IdError::Seed("x".into())));
         assert_eq!(e.kind(), "id.seed");
-        assert_eq!(ReportError::EmptyOperation.kind(), "report.empty_operation");
+        assert_eq!(
+            ReportError::Empty {
+                field: "operation",
+                example: "manager_creation"
+            }
+            .kind(),
+            "report.empty"
+        );
     }
 
     #[test]

@@ -16,6 +16,7 @@ use std::fmt;
 use serde_json::{Map, Number, Value};
 
 use crate::context::Metadata;
+use crate::error::shown_plain;
 
 /// How deep arrays and objects may nest: 127 levels, as serde_json's default limit allows.
 pub const MAX_NESTING: usize = 127;
@@ -455,7 +456,8 @@ impl<'a> Reader<'a> {
             _ => {
                 self.pos = start;
                 Err(self.error(format!(
-                    "{what}: expected a whole number from 0 to 2^64-1, found {text}"
+                    "{what}: expected a whole number from 0 to 2^64-1, found {}",
+                    shown_plain(text)
                 )))
             }
         }
@@ -494,7 +496,8 @@ impl<'a> Reader<'a> {
             None => {
                 self.pos = start;
                 Err(self.error(format!(
-                    "{what}: number {text} is out of range: expected a finite double"
+                    "{what}: number {} is out of range: expected a finite double",
+                    shown_plain(text)
                 )))
             }
         }
@@ -522,7 +525,8 @@ impl<'a> Reader<'a> {
             None => {
                 self.pos = start;
                 Err(self.error(format!(
-                    "{what}: number {text} is out of range: expected a finite double"
+                    "{what}: number {} is out of range: expected a finite double",
+                    shown_plain(text)
                 )))
             }
         }

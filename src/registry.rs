@@ -1010,7 +1010,7 @@ impl Registry {
             let err = RegistryError::IsolationViolation {
                 key: m.key().to_owned(),
                 manager_user: m.user_id().to_owned(),
-                connection_id: connection.connection_id,
+                connection_id: Some(connection.connection_id),
                 connection_user: connection.user_id,
             };
             self.stats.isolation_violations += 1;
@@ -1125,7 +1125,7 @@ impl Registry {
             let err = RegistryError::IsolationViolation {
                 key: m.key().to_owned(),
                 manager_user: m.user_id().to_owned(),
-                connection_id: "(message)".to_owned(),
+                connection_id: None,
                 connection_user: user_id.to_owned(),
             };
             self.stats.isolation_violations += 1;
@@ -1381,13 +1381,21 @@ mod tests {
         let e = r
             .add_connection("u1:thread_a", conn("c2", "u2"), 1)
             .unwrap_err();
-        assert!(matches!(e, RegistryError::IsolationViolation { .. }));
+        assert_eq!(
+            e.to_string(),
+            "connection \"c2\" belongs to user \"u2\", but manager \"u1:thread_a\" serves user \"u1\": refused"
+        );
         assert_eq!(r.get("u1:thread_a").unwrap().connections().len(), 1);
         assert_eq!(
             r.send_to_user("u1:thread_a", "u1", 2).unwrap(),
             vec!["c1".to_string()]
         );
-        assert!(r.send_to_user("u1:thread_a", "u2", 2).is_err());
+        assert_eq!(
+            r.send_to_user("u1:thread_a", "u2", 2)
+                .unwrap_err()
+                .to_string(),
+            "a message is for user \"u2\", but manager \"u1:thread_a\" serves user \"u1\": refused"
+        );
         assert!(r.remove_connection("u1:thread_a", "c1", 3).unwrap());
         assert!(!r.remove_connection("u1:thread_a", "c1", 3).unwrap());
         assert!(matches!(

@@ -7,9 +7,11 @@ use hashbrown::HashMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::context::{validate_id, validate_user_id, UserContext, ValidationRules};
+use crate::context::{
+    validate_id, validate_optional_id, validate_user_id, UserContext, ValidationRules,
+};
 use crate::error::SessionError;
-use crate::ids::{check_label, IdGenerator};
+use crate::ids::{check_label, IdGenerator, MANAGER_RUN_EXTRA, MAX_ID_LEN};
 
 /// The session slot used when no thread id is given.
 const DEFAULT_SLOT: &str = "default";
@@ -92,6 +94,24 @@ impl SessionStore {
         }
         check_label("operation", operation).map_err(crate::error::ContextError::from)?;
         let slot = thread_id.unwrap_or(DEFAULT_SLOT);
+        let existing = self
+            .by_user
+            .get(user_id)
+            .is_some_and(|m| m.contains_key(slot));
+        if let (false, Some(t), None) = (existing, thread_id, run_id) {
+            // A new session derives `run_{thread_id}_{ms % 100000}_{h8}` (at most 19 bytes
+            // around the thread id), which must fit the id limit too; checked before
+            // anything is minted, so a refused call changes nothing.
+            let max = MAX_ID_LEN - MANAGER_RUN_EXTRA;
+            if t.len() > max {
+                return Err(crate::error::ContextError::TooLong {
+                    field: "thread_id",
+                    len: t.len(),
+                    max,
+                }
+                .into());
+            }
+        }
 
         if let Some(s) = self.by_user.get_mut(user_id).and_then(|m| m.get_mut(slot)) {
             let minted = ids
@@ -163,6 +183,10 @@ impl SessionStore {
         websocket_client_id: Option<String>,
         now_ms: u64,
     ) -> Result<UserContext, SessionError> {
+        // Checked first: a refused call leaves the store and the id counter as they were.
+        if let Some(ws) = &websocket_client_id {
+            validate_optional_id("websocket_client_id", ws)?;
+        }
         let s = self.get_or_create(ids, user_id, thread_id, run_id, operation, now_ms)?;
         Ok(UserContext::builder(user_id, s.thread_id, s.run_id)
             .websocket_client_id(websocket_client_id)

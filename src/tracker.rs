@@ -18,7 +18,7 @@ use hashbrown::{HashMap, HashSet};
 use serde::{Deserialize, Serialize};
 
 use crate::context::{Metadata, UserContext};
-use crate::error::ReportError;
+use crate::error::{shown, ReportError};
 use crate::json::{Fields, JsonError, JsonResult, Reader};
 use crate::key::IsolationKey;
 use crate::registry::{EventKind, Manager, RegistryEvent};
@@ -36,6 +36,11 @@ pub const LIMIT_EXCEEDED: &str = "manager_limit_exceeded";
 pub const CLEANUP_LOOKUP_OPERATION: &str = "cleanup_lookup";
 /// Longest operation or violation type, in bytes.
 pub const MAX_NAME_LEN: usize = 256;
+
+/// Deepest metadata a snapshot or violation takes, the metadata object itself counted:
+/// a report adds three levels around it (the report, its list, the entry), so a tracker's
+/// own report stays within `ReportLimits::default().max_depth` (64) and can be read back.
+pub const MAX_METADATA_DEPTH: usize = 61;
 
 /// Limits on report JSON read from outside.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -206,6 +211,48 @@ impl From<Metadata> for StoredMetadata {
                 .collect(),
         )
     }
+}
+
+/// How deep a value nests (a scalar is 0, an array of scalars 1), counted no further than
+/// `max + 1`.
+fn stored_depth(v: &StoredValue, max: usize) -> usize {
+    let inner = |values: &mut dyn Iterator<Item = &StoredValue>| {
+        if max == 0 {
+            return 1;
+        }
+        1 + values.map(|v| stored_depth(v, max - 1)).max().unwrap_or(0)
+    };
+    match v {
+        StoredValue::Array(a) => inner(&mut a.iter()),
+        StoredValue::Object(m) => inner(&mut m.0.iter().map(|(_, v)| v)),
+        _ => 0,
+    }
+}
+
+/// `stored_depth` of a JSON value.
+fn value_depth(v: &serde_json::Value, max: usize) -> usize {
+    use serde_json::Value;
+    let inner = |values: &mut dyn Iterator<Item = &Value>| {
+        if max == 0 {
+            return 1;
+        }
+        1 + values.map(|v| value_depth(v, max - 1)).max().unwrap_or(0)
+    };
+    match v {
+        Value::Array(a) => inner(&mut a.iter()),
+        Value::Object(m) => inner(&mut m.values()),
+        _ => 0,
+    }
+}
+
+fn check_metadata_depth(field: &'static str, depth: usize) -> Result<(), ReportError> {
+    if depth > MAX_METADATA_DEPTH {
+        return Err(ReportError::MetadataTooDeep {
+            field,
+            max: MAX_METADATA_DEPTH,
+        });
+    }
+    Ok(())
 }
 
 impl StoredValue {
@@ -786,6 +833,14 @@ impl Tracker {
         now_ms: u64,
     ) -> Result<SnapshotOutcome, ReportError> {
         check_name("operation", input.operation)?;
+        if let Some(m) = &metadata {
+            let depth = 1 + m
+                .iter()
+                .map(|(_, v)| stored_depth(v, MAX_METADATA_DEPTH))
+                .max()
+                .unwrap_or(0);
+            check_metadata_depth("metadata", depth)?;
+        }
         self.frozen_at_ms = None;
         let index = self.totals.snapshots;
         let mut violations = Vec::new();
@@ -861,9 +916,9 @@ impl Tracker {
     /// Updates aggregates and keeps the snapshot (dropping the oldest when bounded).
     fn push_snapshot(&mut self, snap: Snapshot) {
         let t = &mut self.totals;
-        t.snapshots = t.snapshots.max(snap.index + 1);
+        t.snapshots = t.snapshots.max(snap.index.saturating_add(1));
         if snap.mismatch {
-            t.inconsistent += 1;
+            t.inconsistent = t.inconsistent.saturating_add(1);
             if t.first_divergence.is_none() {
                 t.first_divergence = Some(snap.index);
                 t.last_consistent_before_divergence = t.last_consistent;
@@ -973,9 +1028,12 @@ impl Tracker {
     fn account_violation(&mut self, v: &Violation) {
         let op = self.intern(v.operation.as_deref().unwrap_or("unknown"));
         let t = &mut self.totals;
-        t.violations = t.violations.max(v.index + 1);
+        t.violations = t.violations.max(v.index.saturating_add(1));
         match t.operation_index.get(&op) {
-            Some(&i) => t.operation_violations[i].1 += 1,
+            Some(&i) => {
+                let n = &mut t.operation_violations[i].1;
+                *n = n.saturating_add(1);
+            }
             None => {
                 t.operation_index
                     .insert(op.clone(), t.operation_violations.len());
@@ -998,6 +1056,12 @@ impl Tracker {
         if let Some(op) = operation {
             check_name("operation", op)?;
         }
+        let depth = 1 + details
+            .values()
+            .map(|v| value_depth(v, MAX_METADATA_DEPTH))
+            .max()
+            .unwrap_or(0);
+        check_metadata_depth("details", depth)?;
         self.frozen_at_ms = None;
         Ok(self.push_violation(Violation {
             index: 0,
@@ -1066,8 +1130,12 @@ impl Tracker {
     /// leak count) and records refused creates as violations.
     pub fn observe(&mut self, event: &RegistryEvent) {
         match &event.kind {
-            EventKind::Created => self.totals.managers_created += 1,
-            EventKind::CleanedUp { .. } => self.totals.managers_cleaned_up += 1,
+            EventKind::Created => {
+                self.totals.managers_created = self.totals.managers_created.saturating_add(1)
+            }
+            EventKind::CleanedUp { .. } => {
+                self.totals.managers_cleaned_up = self.totals.managers_cleaned_up.saturating_add(1)
+            }
             EventKind::LimitExceeded { count, max } => {
                 let mut d = Metadata::new();
                 d.insert("user_id".into(), event.user_id().into());
@@ -1355,7 +1423,9 @@ impl Tracker {
                 None => ("lookup_snapshots", n),
                 Some(i) => ("snapshots", i),
             };
-            check_increasing(list, i, &mut prev, r.index)?;
+            // Retained snapshots follow one another without gaps (a tracker drops only
+            // its oldest), which is what finding one by its index relies on.
+            check_increasing(list, i, &mut prev, r.index, n > lookups)?;
             check_name("operation", &r.operation)
                 .map_err(|e| field(&format!("{list}[{i}].operation"), e.to_string()))?;
             let mut snap = Snapshot {
@@ -1386,13 +1456,27 @@ impl Tracker {
         }
         let mut prev: Option<u64> = None;
         for (i, v) in file.violations.into_iter().enumerate() {
-            check_increasing("violations", i, &mut prev, v.index)?;
-            check_name("type", &v.kind)
+            check_increasing("violations", i, &mut prev, v.index, i > 0)?;
+            check_name("violation type", &v.kind)
                 .map_err(|e| field(&format!("violations[{i}].type"), e.to_string()))?;
             tr.account_violation(&v);
             tr.violations.push_back(v);
         }
         let a = file.analysis;
+        check_retained(
+            "snapshots",
+            tr.snapshots.front().map(|s| s.index),
+            tr.snapshots.len(),
+            a.total_snapshots,
+            file.capacity,
+        )?;
+        check_retained(
+            "violations",
+            tr.violations.front().map(|v| v.index),
+            tr.violations.len(),
+            a.total_violations,
+            file.capacity,
+        )?;
         // Lifecycle counts come from registry events, not snapshots: only the file has them.
         tr.totals.managers_created = a.managers_created;
         tr.totals.managers_cleaned_up = a.managers_cleaned_up;
@@ -1400,17 +1484,8 @@ impl Tracker {
             && a.total_violations == tr.violations.len() as u64;
         if !complete {
             // A bounded tracker's file: the history before the retained part is known
-            // only through its totals.
-            if a.total_snapshots < tr.totals.snapshots || a.total_violations < tr.totals.violations
-            {
-                return Err(field(
-                    "analysis.total_snapshots",
-                    format!(
-                        "{} snapshots and {} violations counted, but the file holds more: expected totals at least as large as the lists",
-                        a.total_snapshots, a.total_violations
-                    ),
-                ));
-            }
+            // only through its totals, which must agree with each other and with it.
+            check_totals(&a, &tr.totals)?;
             tr.restore_totals(a)?;
         }
         tr.frozen_at_ms = Some(file.generated_at_ms);
@@ -1442,7 +1517,9 @@ impl Tracker {
                     return Err(ReportError::Field {
                         field: "analysis.thread_ids_by_user".into(),
                         problem: format!(
-                            "user {u:?} has thread id {th:?}, which is not in analysis.thread_ids: expected every user's thread ids among the thread ids"
+                            "user {} has thread id {}, which is not in analysis.thread_ids: expected every user's thread ids among the thread ids",
+                            shown(&u),
+                            shown(th)
                         ),
                     });
                 };
@@ -1928,13 +2005,24 @@ fn read_analysis(r: &mut Reader<'_>) -> JsonResult<Analysis> {
 
 /// A report's snapshot and violation indexes are positions in one history: each list's
 /// must increase.
+/// An index after `prev`: the next one when `next`, else any larger one.
 fn check_increasing(
     list: &str,
     i: usize,
     prev: &mut Option<u64>,
     index: u64,
+    next: bool,
 ) -> Result<(), ReportError> {
     if let Some(p) = *prev {
+        if next && Some(index) != p.checked_add(1) {
+            return Err(ReportError::Field {
+                field: format!("{list}[{i}].index"),
+                problem: format!(
+                    "{index} follows {p}: expected {} (a tracker drops only its oldest entries, so the ones it keeps are numbered without gaps)",
+                    p.saturating_add(1)
+                ),
+            });
+        }
         if index <= p {
             return Err(ReportError::Field {
                 field: format!("{list}[{i}].index"),
@@ -1943,6 +2031,117 @@ fn check_increasing(
         }
     }
     *prev = Some(index);
+    Ok(())
+}
+
+/// The largest count a report may hold: the largest integer every binding holds exactly
+/// (a JS number), and far from wrapping a `u64` as the tracker counts on.
+const MAX_COUNT: u64 = (1 << 53) - 1;
+
+/// A tracker keeps the last `min(capacity, total)` entries of a list (all of them when
+/// unbounded), numbered up to `total - 1`.
+fn check_retained(
+    list: &str,
+    first: Option<u64>,
+    retained: usize,
+    total: u64,
+    capacity: Option<usize>,
+) -> Result<(), ReportError> {
+    if total > MAX_COUNT {
+        return Err(ReportError::Field {
+            field: format!("analysis.total_{list}"),
+            problem: format!("{total}: expected at most {MAX_COUNT} (2^53-1)"),
+        });
+    }
+    let kept = retained as u64;
+    let expected = capacity.map_or(total, |c| total.min(c as u64));
+    if kept != expected {
+        let rule = match capacity {
+            None => "an unbounded tracker keeps every one".to_owned(),
+            Some(c) => format!("a tracker of capacity {c} keeps the last {expected}"),
+        };
+        return Err(ReportError::Field {
+            field: format!("analysis.total_{list}"),
+            problem: format!("{total} counted and {kept} in {list}: {rule}"),
+        });
+    }
+    match first {
+        Some(first) if first != total - kept => Err(ReportError::Field {
+            field: format!("{list}[0].index"),
+            problem: format!(
+                "{first}, but {list} holds the last {kept} of {total}: expected {}",
+                total - kept
+            ),
+        }),
+        _ => Ok(()),
+    }
+}
+
+/// A bounded tracker's totals against each other and against the retained lists
+/// (`seen`: what the retained snapshots and violations count).
+fn check_totals(a: &Analysis, seen: &Totals) -> Result<(), ReportError> {
+    let bad = |field: &str, problem: String| {
+        Err(ReportError::Field {
+            field: format!("analysis.{field}"),
+            problem,
+        })
+    };
+    let total = a.total_snapshots;
+    if a.inconsistent_snapshots > total || a.inconsistent_snapshots < seen.inconsistent {
+        return bad(
+            "inconsistent_snapshots",
+            format!(
+                "{}: expected from {} (the retained snapshots with a mismatch) to {total} (total_snapshots)",
+                a.inconsistent_snapshots, seen.inconsistent
+            ),
+        );
+    }
+    match (a.first_divergence, seen.first_divergence) {
+        (None, _) if a.inconsistent_snapshots > 0 => {
+            return bad(
+                "first_divergence",
+                format!(
+                    "null with {} inconsistent snapshots: expected the index of the first",
+                    a.inconsistent_snapshots
+                ),
+            )
+        }
+        (Some(f), _) if a.inconsistent_snapshots == 0 || f >= total => {
+            return bad(
+                "first_divergence",
+                format!("{f}: expected null with no inconsistent snapshots, else an index below {total} (total_snapshots)"),
+            )
+        }
+        (Some(f), Some(retained)) if f > retained => {
+            return bad(
+                "first_divergence",
+                format!("{f}, but snapshot {retained} is inconsistent: expected at most {retained}"),
+            )
+        }
+        _ => {}
+    }
+    if let Some(l) = a.last_consistent_before_divergence {
+        if a.first_divergence.is_none_or(|f| l >= f) {
+            return bad(
+                "last_consistent_before_divergence",
+                format!("{l}: expected an index below first_divergence"),
+            );
+        }
+    }
+    let counted = a
+        .operation_violations
+        .iter()
+        .try_fold(0u64, |sum, (_, n)| sum.checked_add(*n));
+    if counted != Some(a.total_violations) {
+        return bad(
+            "operation_violations",
+            format!(
+                "{} violations counted by operation: expected {} (total_violations)",
+                counted.map_or_else(|| "more than 2^64".to_owned(), |n| n.to_string()),
+                a.total_violations
+            ),
+        );
+    }
     Ok(())
 }
 
@@ -1956,7 +2155,13 @@ fn score(total: u64, inconsistent: u64) -> f64 {
 
 fn check_name(field: &'static str, value: &str) -> Result<(), ReportError> {
     if value.is_empty() {
-        return Err(ReportError::EmptyOperation);
+        // What a good value of each named field looks like, for the message.
+        let example = match field {
+            "severity" => "CRITICAL",
+            "violation type" => "thread_id_mismatch",
+            _ => "manager_creation",
+        };
+        return Err(ReportError::Empty { field, example });
     }
     if value.len() > MAX_NAME_LEN {
         return Err(ReportError::TooLong {

@@ -611,3 +611,344 @@ fn absurdly_nested_reports_are_refused_before_parsing() {
         Err(ReportError::Json(_))
     ));
 }
+
+/// `from_json` of `j` with `from` replaced by `to` (which must change the text).
+fn forged(j: &str, from: &str, to: &str) -> Result<Tracker, ReportError> {
+    let f = j.replacen(from, to, 1);
+    assert_ne!(f, j, "{from} not found");
+    Tracker::from_json(&f, ReportLimits::default())
+}
+
+fn field_error(r: Result<Tracker, ReportError>) -> (String, String) {
+    match r {
+        Err(ReportError::Field { field, problem }) => (field, problem),
+        other => panic!("expected a field error: {:?}", other.map(|t| t.to_json(0))),
+    }
+}
+
+#[test]
+fn reports_whose_lists_and_totals_disagree_are_refused() {
+    // Unbounded: every snapshot kept, numbered 0.. without gaps.
+    let j = sample_report();
+    let (f, p) = field_error(forged(&j, "\"index\":1,", "\"index\":2,"));
+    assert_eq!(f, "snapshots[1].index");
+    assert!(p.starts_with("2 follows 0: expected 1 "), "{p}");
+    let (f, p) = field_error(forged(&j, "\"total_snapshots\":3", "\"total_snapshots\":4"));
+    assert_eq!(f, "analysis.total_snapshots");
+    assert_eq!(
+        p,
+        "4 counted and 3 in snapshots: an unbounded tracker keeps every one"
+    );
+    let (f, p) = field_error(forged(
+        &j,
+        "\"total_snapshots\":3",
+        "\"total_snapshots\":18446744073709551615",
+    ));
+    assert_eq!(f, "analysis.total_snapshots");
+    assert_eq!(
+        p,
+        "18446744073709551615: expected at most 9007199254740991 (2^53-1)"
+    );
+    // Indexes that would wrap: refused, never an overflow.
+    let mut one = Tracker::new(T0);
+    one.take_snapshot(SnapshotInput::new("op"), T0).unwrap();
+    let j1 = one.to_json(T0);
+    let max = u64::MAX.to_string();
+    let both = j1
+        .replacen("\"index\":0", &format!("\"index\":{max}"), 1)
+        .replacen(
+            "\"total_snapshots\":1",
+            &format!("\"total_snapshots\":{max}"),
+            1,
+        );
+    assert!(matches!(
+        Tracker::from_json(&both, ReportLimits::default()),
+        Err(ReportError::Field { .. })
+    ));
+    let (f, p) = field_error(forged(&j1, "\"index\":0", "\"index\":5"));
+    assert_eq!(f, "snapshots[0].index");
+    assert_eq!(p, "5, but snapshots holds the last 1 of 1: expected 0");
+
+    // Bounded: the last min(capacity, total) kept, numbered up to total - 1.
+    let mut b = Tracker::bounded(T0, 2).unwrap();
+    for (i, t) in ["thread_a", "thread_b", "thread_b", "thread_c"]
+        .iter()
+        .enumerate()
+    {
+        b.take_snapshot(
+            SnapshotInput {
+                operation: "manager_creation",
+                user_id: Some("alice"),
+                user_context_thread_id: Some("thread_a"),
+                manager_thread_id: Some(t),
+                ..Default::default()
+            },
+            T0 + i as u64,
+        )
+        .unwrap();
+    }
+    let jb = b.to_json(T0 + 9);
+    let back = Tracker::from_json(&jb, ReportLimits::default()).unwrap();
+    assert_eq!(back.to_json(T0 + 9), jb);
+    assert!(jb.contains("\"total_snapshots\":4"), "{jb}");
+    assert!(jb.contains("\"inconsistent_snapshots\":3"), "{jb}");
+    assert!(jb.contains("\"first_divergence\":1"), "{jb}");
+    let (f, p) = field_error(forged(
+        &jb,
+        "\"total_snapshots\":4",
+        "\"total_snapshots\":5",
+    ));
+    assert_eq!(f, "snapshots[0].index");
+    assert_eq!(p, "2, but snapshots holds the last 2 of 5: expected 3");
+    let (f, p) = field_error(forged(&jb, "\"capacity\":2", "\"capacity\":3"));
+    assert_eq!(f, "analysis.total_snapshots");
+    assert_eq!(
+        p,
+        "4 counted and 2 in snapshots: a tracker of capacity 3 keeps the last 3"
+    );
+    let (f, p) = field_error(forged(
+        &jb,
+        "\"inconsistent_snapshots\":3",
+        "\"inconsistent_snapshots\":99",
+    ));
+    assert_eq!(f, "analysis.inconsistent_snapshots");
+    assert_eq!(
+        p,
+        "99: expected from 2 (the retained snapshots with a mismatch) to 4 (total_snapshots)"
+    );
+    let (f, _) = field_error(forged(
+        &jb,
+        "\"inconsistent_snapshots\":3",
+        "\"inconsistent_snapshots\":1",
+    ));
+    assert_eq!(f, "analysis.inconsistent_snapshots");
+    for bad in ["18446744073709551615", "4", "3"] {
+        let (f, _) = field_error(forged(
+            &jb,
+            "\"first_divergence\":1",
+            &format!("\"first_divergence\":{bad}"),
+        ));
+        assert_eq!(f, "analysis.first_divergence", "{bad}");
+    }
+    let (f, _) = field_error(forged(
+        &jb,
+        "\"first_divergence\":1",
+        "\"first_divergence\":null",
+    ));
+    assert_eq!(f, "analysis.first_divergence");
+    let (f, p) = field_error(forged(
+        &jb,
+        "\"last_consistent_before_divergence\":0",
+        "\"last_consistent_before_divergence\":1",
+    ));
+    assert_eq!(f, "analysis.last_consistent_before_divergence");
+    assert_eq!(p, "1: expected an index below first_divergence");
+    let (f, p) = field_error(forged(
+        &jb,
+        "\"manager_creation\":3}",
+        "\"manager_creation\":2}",
+    ));
+    assert_eq!(f, "analysis.operation_violations");
+    assert_eq!(
+        p,
+        "2 violations counted by operation: expected 3 (total_violations)"
+    );
+    // A good bounded file carries on: the next snapshot is numbered after the totals.
+    let mut back = back;
+    let out = back
+        .take_snapshot(SnapshotInput::new("op"), T0 + 10)
+        .unwrap();
+    assert_eq!(out.index, 4);
+    assert_eq!(back.snapshots().back().map(|s| s.index), Some(4));
+}
+
+#[test]
+fn metadata_too_deep_for_a_report_is_refused() {
+    let nested = |levels: usize| {
+        // `levels` objects, the metadata object itself counted.
+        let mut v = serde_json::json!(1);
+        for _ in 0..levels {
+            v = serde_json::json!({ "x": v });
+        }
+        match v {
+            serde_json::Value::Object(m) => m.into_iter().collect::<Metadata>(),
+            _ => Metadata::from([("x".to_owned(), v)]),
+        }
+    };
+    let max = threadline::tracker::MAX_METADATA_DEPTH;
+    let mut tr = Tracker::new(T0);
+    tr.take_snapshot(SnapshotInput::new("deep").metadata(nested(max)), T0)
+        .unwrap();
+    tr.record_violation("custom", "WARNING", None, nested(max), T0)
+        .unwrap();
+    // At the limit, the tracker's own report reads back.
+    let j = tr.to_json(T0);
+    let back = Tracker::from_json(&j, ReportLimits::default()).unwrap();
+    assert_eq!(back.to_json(T0), j);
+    let before = tr.to_json(T0);
+    let e = tr
+        .take_snapshot(SnapshotInput::new("deep").metadata(nested(max + 1)), T0)
+        .unwrap_err();
+    assert_eq!(e.kind(), "report.metadata_too_deep");
+    assert_eq!(
+        e.to_string(),
+        "metadata nests more than 61 levels deep: expected at most 61, so that a report holding it can be read back"
+    );
+    let e = tr
+        .record_violation("custom", "WARNING", None, nested(200), T0)
+        .unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "details nests more than 61 levels deep: expected at most 61, so that a report holding it can be read back"
+    );
+    assert_eq!(tr.to_json(T0), before);
+}
+
+#[test]
+fn empty_names_are_refused_naming_the_field() {
+    let mut tr = Tracker::new(T0);
+    let e = tr
+        .record_violation("", "CRITICAL", None, Metadata::new(), T0)
+        .unwrap_err();
+    assert_eq!(e.kind(), "report.empty");
+    assert_eq!(
+        e.to_string(),
+        "violation type is empty: expected a name such as \"thread_id_mismatch\""
+    );
+    let e = tr
+        .record_violation("custom", "", None, Metadata::new(), T0)
+        .unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "severity is empty: expected a name such as \"CRITICAL\""
+    );
+    let e = tr.take_snapshot(SnapshotInput::new(""), T0).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "operation is empty: expected a name such as \"manager_creation\""
+    );
+}
+
+#[test]
+fn refused_session_calls_change_nothing() {
+    let (g, _) = ids();
+    let mut store = SessionStore::new(ValidationRules::PRODUCTION);
+    // A bad websocket client id is refused before a session is made or an id minted.
+    let e = store
+        .context(
+            &g,
+            "user123",
+            None,
+            None,
+            "session",
+            Some("bad\nws".into()),
+            T0,
+        )
+        .unwrap_err();
+    assert_eq!(e.kind(), "context.control_character");
+    assert_eq!((store.active_count(), g.counter()), (0, 0));
+    // A thread id too long to derive a run id from is refused up front, by name.
+    let long = format!("thread_{}", "a".repeat(1010));
+    let e = store
+        .get_or_create(&g, "user123", Some(&long), None, "session", T0)
+        .unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "thread_id is 1017 bytes long: expected at most 1005"
+    );
+    assert_eq!((store.active_count(), g.counter()), (0, 0));
+    // The longest that fits makes a session whose context builds.
+    let fits = format!("thread_{}", "a".repeat(998));
+    let c = store
+        .context(&g, "user123", Some(&fits), None, "session", None, T0)
+        .unwrap();
+    assert_eq!(c.thread_id(), fits);
+    assert!(c.run_id().len() <= 1024, "{}", c.run_id().len());
+    // With its own run id, a thread id may take the whole limit.
+    let whole = format!("thread_{}", "b".repeat(1017));
+    assert!(store
+        .context(
+            &g,
+            "user123",
+            Some(&whole),
+            Some("run_1"),
+            "session",
+            None,
+            T0
+        )
+        .is_ok());
+}
+
+#[test]
+fn long_numbers_and_names_in_messages_are_cut() {
+    // A million-digit number in a report: the message quotes 64 characters of it.
+    let j = sample_report();
+    let digits = "9".repeat(1_000_000);
+    for e in [
+        forged(
+            &j,
+            "\"started_at_ms\":",
+            &format!("\"started_at_ms\":{digits}0,\"x\":"),
+        ),
+        forged(
+            &j,
+            "\"consistency_score\":",
+            &format!("\"consistency_score\":1{digits}e9999,\"x\":"),
+        ),
+    ] {
+        let e = e.map(|_| ()).unwrap_err().to_string();
+        assert!(
+            e.len() < 300,
+            "{} bytes: {}",
+            e.len(),
+            &e[..300.min(e.len())]
+        );
+        assert!(e.contains(&format!("{}… (100000", "9".repeat(63))), "{e}");
+    }
+    // A bounded report naming a 1 MB thread id its thread list lacks.
+    let mut b = Tracker::bounded(T0, 1).unwrap();
+    for t in ["thread_a", "thread_b"] {
+        b.take_snapshot(
+            SnapshotInput {
+                operation: "op",
+                user_id: Some("alice"),
+                user_context_thread_id: Some(t),
+                ..Default::default()
+            },
+            T0,
+        )
+        .unwrap();
+    }
+    let jb = b.to_json(T0);
+    let big = "t".repeat(1_000_000);
+    let e = forged(
+        &jb,
+        "[\"thread_a\",\"thread_b\"]}",
+        &format!("[\"thread_a\",\"{big}\"]}}"),
+    )
+    .map(|_| ())
+    .unwrap_err()
+    .to_string();
+    assert!(e.len() < 400, "{} bytes", e.len());
+    // Netra's limit message keeps a user id of up to 64 characters whole, and cuts a longer one.
+    let e = RegistryError::LimitExceeded {
+        user_id: "u".repeat(1001),
+        max: 20,
+    }
+    .to_string();
+    assert_eq!(
+        e,
+        format!(
+            "User {}… (1001 bytes) has reached the maximum number of WebSocket managers (20).",
+            "u".repeat(64)
+        )
+    );
+    let e = RegistryError::LimitExceeded {
+        user_id: "user123".into(),
+        max: 20,
+    };
+    assert_eq!(
+        e.to_string(),
+        "User user123 has reached the maximum number of WebSocket managers (20)."
+    );
+}
