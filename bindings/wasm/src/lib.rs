@@ -16,6 +16,12 @@
 
 use wasm_bindgen::prelude::*;
 
+// The wasm32-unknown-unknown build is single-threaded (no atomics), which is what talc's
+// dynamic WebAssembly allocator requires.
+#[cfg(all(not(target_feature = "atomics"), target_family = "wasm"))]
+#[global_allocator]
+static ALLOCATOR: talc::wasm::WasmDynamicTalc = talc::wasm::new_wasm_dynamic_allocator();
+
 mod args;
 mod guard;
 mod ids;
