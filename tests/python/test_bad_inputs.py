@@ -3,19 +3,24 @@
 changes nothing."""
 
 import asyncio
+import math
 import uuid
+from decimal import Decimal
+from fractions import Fraction
 from types import SimpleNamespace
 
 import pytest
 
-from threadline import ReportError
+from threadline import InvalidConfigError, InvalidIdError, ReportError
 from threadline.netra import (
     InvalidContextError,
     ThreadIDConsistencyTracker,
     UnifiedIDManager,
     UnifiedIdGenerator,
+    UserContextFactory,
     UserExecutionContext,
     WebSocketManagerFactory,
+    cleanup_expired_sessions,
     get_active_sessions_count,
     get_or_create_user_session,
 )
@@ -110,3 +115,44 @@ def test_tracker_bad_operation_records_nothing():
     assert s.thread_id_isolation_key == "k" * 10_000_000
     v = tr.violations[-1]
     assert v["type"] == "isolation_key_unparsable" and len(v["details"]["error"]) < 300
+
+
+# ---- ints that do not fit: the core's error for any value out of range -------------
+
+
+@pytest.mark.parametrize("n", [-1, -(2**63), 2**64, 2**200], ids=str)
+def test_out_of_range_ints_get_the_errors_of_any_value_out_of_range(n):
+    with pytest.raises(InvalidIdError) as e:
+        UnifiedIdGenerator.generate_batch_ids("p", n)
+    assert str(e.value) == f"batch count {n} is out of range: expected 0 to 100000"
+    assert e.value.kind == "id.batch_count"
+    with pytest.raises(InvalidIdError) as e:
+        UnifiedIdGenerator.generate_base_id("p", True, n)
+    assert str(e.value) == f"random_length {n} is out of range: expected 1 to 64 hex characters"
+    with pytest.raises(InvalidConfigError) as e:
+        WebSocketManagerFactory(max_managers_per_user=n)
+    assert str(e.value) == f"registry setting max_managers_per_user = {n} is invalid: expected 1 to 1000000"
+    assert e.value.kind == "registry.config"
+
+
+def test_out_of_range_ints_are_shown_short_and_as_numbers():
+    class Shy(int):
+        def __str__(self):
+            return "shy"
+
+        __repr__ = __str__
+
+    with pytest.raises(InvalidConfigError) as e:
+        WebSocketManagerFactory(max_managers_per_user=Shy(-5))
+    assert str(e.value) == "registry setting max_managers_per_user = -5 is invalid: expected 1 to 1000000"
+    with pytest.raises(InvalidIdError) as e:
+        UnifiedIdGenerator.generate_batch_ids("p", 10**100)
+    assert str(e.value) == "batch count 1" + "0" * 63 + "… (101 digits) is out of range: expected 0 to 100000"
+    # Not an int: still a TypeError; a bad prefix is named before the count.
+    with pytest.raises(TypeError):
+        UnifiedIdGenerator.generate_batch_ids("p", 1.5)  # type: ignore[arg-type]
+    with pytest.raises(TypeError):
+        WebSocketManagerFactory(max_managers_per_user="20")  # type: ignore[arg-type]
+    with pytest.raises(InvalidIdError, match="^prefix "):
+        UnifiedIdGenerator.generate_batch_ids("bad prefix", -1)
+    assert UnifiedIdGenerator.generate_batch_ids("p", 0) == []

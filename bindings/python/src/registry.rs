@@ -12,7 +12,9 @@ use threadline::{Connection, ManagerId, Registry, RegistryConfig, RegistryEvent}
 
 use crate::context::PyUserContext;
 use crate::lock::{Held, PyReentrantLock};
-use crate::{json_to_py, lock, map_to_py, metadata_arg, now_or, system_now_ms, Kind, PyResultExt};
+use crate::{
+    json_to_py, lock, map_to_py, metadata_arg, now_or, system_now_ms, Kind, PyResultExt, UsizeArg,
+};
 
 /// A registered manager as it was when asked for (a copy: the registry moves on).
 #[pyclass(frozen, name = "ManagerInfo", module = "threadline._native")]
@@ -319,11 +321,14 @@ impl PyRegistry {
 #[pymethods]
 impl PyRegistry {
     #[new]
-    #[pyo3(signature = (max_managers_per_user=20, connection_timeout_seconds=1800.0, *,
+    #[pyo3(signature = (max_managers_per_user=UsizeArg::of(20), connection_timeout_seconds=1800.0, *,
         proactive_cleanup_percent=60, stale_idle_ms=10_000, stale_unconnected_age_ms=10_000,
-        event_capacity=65_536))]
+        event_capacity=65_536),
+        text_signature = "(max_managers_per_user=20, connection_timeout_seconds=1800.0, *, \
+            proactive_cleanup_percent=60, stale_idle_ms=10000, stale_unconnected_age_ms=10000, \
+            event_capacity=65536)")]
     fn new(
-        max_managers_per_user: usize,
+        max_managers_per_user: UsizeArg,
         connection_timeout_seconds: f64,
         proactive_cleanup_percent: u8,
         stale_idle_ms: u64,
@@ -331,7 +336,7 @@ impl PyRegistry {
         event_capacity: usize,
     ) -> PyResult<Self> {
         let config = RegistryConfig {
-            max_managers_per_user,
+            max_managers_per_user: max_managers_per_user.get(),
             proactive_cleanup_percent,
             stale_idle_ms,
             stale_unconnected_age_ms,
@@ -342,7 +347,7 @@ impl PyRegistry {
             event_capacity,
         };
         Ok(Self {
-            inner: Mutex::new(Registry::new(config).py()?),
+            inner: Mutex::new(max_managers_per_user.py(Registry::new(config))?),
         })
     }
 
