@@ -117,6 +117,58 @@ def test_tracker_bad_operation_records_nothing():
     assert v["type"] == "isolation_key_unparsable" and len(v["details"]["error"]) < 300
 
 
+# ---- the factory: bad ids are InvalidContextError, lookups by bad keys find nothing --
+
+
+BAD_LOOKUP_IDS = [None, 5, b"alice", "alice-\ud800", "\ud800"]
+
+
+@pytest.mark.parametrize("value", BAD_LOOKUP_IDS, ids=["None", "int", "bytes", "surrogate in id", "surrogate"])
+def test_factory_refuses_bad_user_ids_and_finds_nothing_under_bad_keys(value):
+    async def body():
+        f = WebSocketManagerFactory()
+        ctx = UserExecutionContext.from_websocket_request("alice")
+        m = await f.create_manager(ctx)
+        stats = f.get_factory_stats()
+        with pytest.raises(InvalidContextError, match=r"^user_id "):
+            await f.force_cleanup_user_managers(value)
+        with pytest.raises(InvalidContextError, match=r"^user_id "):
+            f.enforce_resource_limits(value)
+        assert f.get_manager(value) is None
+        assert value not in f._active_managers
+        assert await f.cleanup_manager(value) is False
+        assert f.get_manager(ctx.isolation_key) is m and m._is_active
+        assert f.get_factory_stats() == stats
+
+    asyncio.run(body())
+
+
+def test_factory_user_id_messages():
+    f = WebSocketManagerFactory()
+    with pytest.raises(InvalidContextError) as e:
+        asyncio.run(f.force_cleanup_user_managers(None))
+    assert str(e.value) == "user_id must be a str: got NoneType"
+    with pytest.raises(InvalidContextError) as e:
+        f.enforce_resource_limits("\ud800")
+    assert str(e.value) == "user_id is not valid Unicode text (it holds a lone surrogate): expected printable text"
+
+
+@pytest.mark.parametrize("value,message", [
+    (None, "operation must be a str: got NoneType"),
+    (5, "operation must be a str: got int"),
+    ("op\ud800", "operation is not valid Unicode text (it holds a lone surrogate): expected printable text"),
+], ids=["None", "int", "surrogate"])
+def test_context_builders_refuse_a_bad_operation(value, message):
+    for build in (
+        lambda: UserExecutionContext.from_websocket_request("u1", operation=value),
+        lambda: UserContextFactory.create_for_websocket("u1", operation=value),
+        lambda: UserContextFactory.create_context("u1", operation=value),
+    ):
+        with pytest.raises(InvalidContextError) as e:
+            build()
+        assert str(e.value) == message
+
+
 # ---- ints that do not fit: the core's error for any value out of range -------------
 
 
