@@ -241,8 +241,33 @@ def get_existing_session(user_id: str, thread_id: Optional[str] = None) -> Optio
     return {"thread_id": s["thread_id"], "run_id": s["run_id"], "request_id": s["request_id"]}
 
 
+def _shown(value: Any) -> str:
+    """A value as an error message quotes it: its repr, cut after 64 characters."""
+    r = repr(value)
+    return r if len(r) <= 64 else f"{r[:64]}... ({len(r)} characters)"
+
+
+_U64_MAX = 2**64 - 1
+
+
 def cleanup_expired_sessions(max_age_hours: float = 24) -> int:
-    return _session_store().cleanup_expired(int(max_age_hours * 3600 * 1000))
+    """Drops the sessions unused for more than `max_age_hours`; returns how many. Raises
+    `InvalidContextError` (a `ValueError`) unless `max_age_hours` is a real number
+    (not a bool) that is finite and not negative."""
+    h = max_age_hours
+    ok = isinstance(h, numbers.Real) and not isinstance(h, bool) and h >= 0
+    if ok and not isinstance(h, int):
+        try:
+            ok = math.isfinite(h)
+        except OverflowError:  # finite, but too large for a float (a huge Fraction)
+            pass
+    if not ok:
+        raise InvalidContextError(
+            f"max_age_hours {_shown(h)} ({type(h).__name__}) is invalid: "
+            "expected a finite number of hours from 0 (int or float)"
+        )
+    # Past 2**64 - 1 ms (584 million years) no session is old enough either way.
+    return _session_store().cleanup_expired(min(int(h * 3_600_000), _U64_MAX))
 
 
 def invalidate_user_sessions(user_id: str) -> int:

@@ -117,6 +117,45 @@ def test_tracker_bad_operation_records_nothing():
     assert v["type"] == "isolation_key_unparsable" and len(v["details"]["error"]) < 300
 
 
+# ---- cleanup_expired_sessions: max_age_hours is checked before any work -----------
+
+
+@pytest.mark.parametrize(
+    "value,shown",
+    [
+        ("24", "'24' (str)"),
+        (-1, "-1 (int)"),
+        (-0.5, "-0.5 (float)"),
+        (math.nan, "nan (float)"),
+        (math.inf, "inf (float)"),
+        (None, "None (NoneType)"),
+        (True, "True (bool)"),
+        (Decimal("1"), "Decimal('1') (Decimal)"),
+        ("x" * 10_000_000, "'" + "x" * 63 + "... (10000002 characters) (str)"),
+    ],
+    ids=["str", "negative int", "negative float", "nan", "inf", "None", "bool", "Decimal", "10 MB str"],
+)
+def test_cleanup_expired_sessions_refuses_a_bad_max_age(value, shown):
+    get_or_create_user_session(f"user-{uuid.uuid4().hex[:8]}")
+    before = get_active_sessions_count()
+    with pytest.raises(InvalidContextError) as e:
+        cleanup_expired_sessions(value)
+    assert str(e.value) == (
+        f"max_age_hours {shown} is invalid: expected a finite number of hours from 0 (int or float)"
+    )
+    with pytest.raises(InvalidContextError):
+        UnifiedIdGenerator.cleanup_expired_sessions(value)
+    assert get_active_sessions_count() == before
+
+
+@pytest.mark.parametrize("value", [24, 0.5, Fraction(1, 2), 10**30, 1e300, 10**400], ids=str)
+def test_cleanup_expired_sessions_takes_any_finite_age_from_0(value):
+    get_or_create_user_session(f"user-{uuid.uuid4().hex[:8]}")
+    before = get_active_sessions_count()
+    assert cleanup_expired_sessions(value) == 0  # nothing is that old
+    assert get_active_sessions_count() == before
+
+
 # ---- the factory: bad ids are InvalidContextError, lookups by bad keys find nothing --
 
 
