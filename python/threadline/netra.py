@@ -947,7 +947,10 @@ class _LiveList(Sequence[Any]):
         n = len(self)
         if isinstance(index, slice):
             return [self._at(i) for i in range(*index.indices(n))]
-        i = index.__index__()
+        try:
+            i = operator.index(index)
+        except TypeError:
+            raise TypeError(f"list indices must be integers or slices, not {type(index).__name__}") from None
         if i < 0:
             i += n
         if not 0 <= i < n:

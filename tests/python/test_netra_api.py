@@ -295,3 +295,28 @@ def test_snapshots_and_violations_are_live_views():
     assert len(viols) == 1 and viols[0]["operation"] == "b" and viols[-1] == viols[0]
     with pytest.raises(TypeError):
         snaps[0] = snaps[1]  # type: ignore[index]
+
+
+@pytest.mark.parametrize("index", ["a", 1.0, None, slice, b"0"], ids=["str", "float", "None", "type", "bytes"])
+def test_live_views_refuse_non_int_indexes_as_lists_do(index):
+    tr = ThreadIDConsistencyTracker()
+    tr.take_snapshot("a", isolation_key="garbage")  # one snapshot, one violation
+    for view in (tr.snapshots, tr.violations):
+        with pytest.raises(TypeError) as e:
+            view[index]
+        with pytest.raises(TypeError) as expected:
+            [0][index]
+        assert str(e.value) == str(expected.value)
+        assert str(e.value) == f"list indices must be integers or slices, not {type(index).__name__}"
+
+
+def test_live_views_take_what_lists_take():
+    class Index:
+        def __index__(self):
+            return 0
+
+    tr = ThreadIDConsistencyTracker()
+    tr.take_snapshot("a")
+    snaps = tr.snapshots
+    assert snaps[Index()].operation == snaps[False].operation == snaps[-1].operation == "a"
+
