@@ -407,6 +407,26 @@ class UserExecutionContext:
             raise InvalidContextError(str(e)) from None
         return cls._from_native(ctx)
 
+    def __reduce__(self) -> Tuple[Any, Tuple[Any, ...]]:
+        """`copy.copy`, `copy.deepcopy` and pickle: a context is rebuilt from its fields
+        through the constructor, so a copy or an unpickled context is validated like
+        any other (a `test_` id unpickled outside a test environment is refused)."""
+        c = self._ctx
+        return (
+            type(self),
+            (
+                c.user_id,
+                c.thread_id,
+                c.run_id,
+                c.request_id,
+                c.websocket_client_id,
+                c.agent_context,
+                c.audit_metadata,
+                c.operation_depth,
+                c.parent_request_id,
+            ),
+        )
+
     def __setattr__(self, name: str, value: Any) -> None:
         raise FrozenInstanceError(f"cannot assign to field {name!r}")
 
