@@ -11,7 +11,10 @@ no thread lock is ever held across an `await`.
 `install_import_aliases()` makes Netra's module paths import from here.
 
 Errors: contexts, sessions and the factory raise `InvalidContextError` (a `ValueError`)
-for any bad id, including non-str values and strings with lone surrogates; the limit
+for any bad id, including non-str values and strings with lone surrogates (and for a
+bad `operation_depth` or `max_age_hours`); looking a manager up by isolation key
+(`get_manager`, `cleanup_manager`) answers None or False for a key no manager can have,
+non-str values and lone surrogates included; the limit
 raises `ManagerLimitError` (a `RuntimeError`); another user's connection or message
 raises `IsolationViolationError` (a `ValueError`). The ID generator functions raise
 `InvalidIdError` (a `ValueError`) for strings the core refuses, `UnicodeEncodeError`
@@ -21,10 +24,14 @@ parsers (`parse_id`, `extract_thread_id`) return None for anything that does not
 
 from __future__ import annotations
 
+import math
+import numbers
+import operator
 import os
 import sys
 import threading
 import types
+from contextlib import contextmanager
 from dataclasses import FrozenInstanceError, dataclass, field
 from datetime import datetime, timezone
 from types import MappingProxyType
@@ -234,8 +241,33 @@ def get_existing_session(user_id: str, thread_id: Optional[str] = None) -> Optio
     return {"thread_id": s["thread_id"], "run_id": s["run_id"], "request_id": s["request_id"]}
 
 
+def _shown(value: Any) -> str:
+    """A value as an error message quotes it: its repr, cut after 64 characters."""
+    r = repr(value)
+    return r if len(r) <= 64 else f"{r[:64]}... ({len(r)} characters)"
+
+
+_U64_MAX = 2**64 - 1
+
+
 def cleanup_expired_sessions(max_age_hours: float = 24) -> int:
-    return _session_store().cleanup_expired(int(max_age_hours * 3600 * 1000))
+    """Drops the sessions unused for more than `max_age_hours`; returns how many. Raises
+    `InvalidContextError` (a `ValueError`) unless `max_age_hours` is a real number
+    (not a bool) that is finite and not negative."""
+    h = max_age_hours
+    ok = isinstance(h, numbers.Real) and not isinstance(h, bool) and h >= 0
+    if ok and not isinstance(h, int):
+        try:
+            ok = math.isfinite(h)
+        except OverflowError:  # finite, but too large for a float (a huge Fraction)
+            pass
+    if not ok:
+        raise InvalidContextError(
+            f"max_age_hours {_shown(h)} ({type(h).__name__}) is invalid: "
+            "expected a finite number of hours from 0 (int or float)"
+        )
+    # Past 2**64 - 1 ms (584 million years) no session is old enough either way.
+    return _session_store().cleanup_expired(min(int(h * 3_600_000), _U64_MAX))
 
 
 def invalidate_user_sessions(user_id: str) -> int:
@@ -366,6 +398,7 @@ class UserExecutionContext:
         """A context whose thread, run and request ids come from one generator call."""
         _require_text("user_id", user_id)
         _require_text("websocket_client_id", websocket_client_id, optional=True)
+        _require_text("operation", operation)
         try:
             ctx = _native.UserContext.for_websocket(
                 user_id, operation, websocket_client_id, test_mode=_is_test_environment(), ids=_ids
@@ -373,6 +406,26 @@ class UserExecutionContext:
         except InvalidIdError as e:
             raise InvalidContextError(str(e)) from None
         return cls._from_native(ctx)
+
+    def __reduce__(self) -> Tuple[Any, Tuple[Any, ...]]:
+        """`copy.copy`, `copy.deepcopy` and pickle: a context is rebuilt from its fields
+        through the constructor, so a copy or an unpickled context is validated like
+        any other (a `test_` id unpickled outside a test environment is refused)."""
+        c = self._ctx
+        return (
+            type(self),
+            (
+                c.user_id,
+                c.thread_id,
+                c.run_id,
+                c.request_id,
+                c.websocket_client_id,
+                c.agent_context,
+                c.audit_metadata,
+                c.operation_depth,
+                c.parent_request_id,
+            ),
+        )
 
     def __setattr__(self, name: str, value: Any) -> None:
         raise FrozenInstanceError(f"cannot assign to field {name!r}")
@@ -449,6 +502,7 @@ class UserContextFactory:
         operation: str = "context",
     ) -> UserExecutionContext:
         _require_text("user_id", user_id)
+        _require_text("operation", operation)
         if thread_id is None or run_id is None:
             try:
                 t, r, q = _ids.user_context_ids(user_id, operation)
@@ -616,30 +670,24 @@ class IsolatedWebSocketManager(_native.ManagerHandle):
             raise ValueError("connection must have str connection_id and user_id")
         metadata = getattr(connection, "metadata", None)
         f = self._factory
-        with f._lock:
-            try:
-                f._registry.add_connection(
-                    self._key_if_registered(),
-                    cid,
-                    uid,
-                    _to_ms(getattr(connection, "connected_at", None)),
-                    metadata if isinstance(metadata, dict) else None,
-                )
-                self._connection_objects[cid] = connection
-            finally:
-                f._pump_locked()
+        with f._changing():
+            f._registry.add_connection(
+                self._key_if_registered(),
+                cid,
+                uid,
+                _to_ms(getattr(connection, "connected_at", None)),
+                metadata if isinstance(metadata, dict) else None,
+            )
+            self._connection_objects[cid] = connection
 
     async def remove_connection(self, connection_id: str) -> bool:
         f = self._factory
-        with f._lock:
-            try:
-                if not f._registry.is_registered(self._manager_id):
-                    return False
-                removed = f._registry.remove_connection(self._isolation_key, connection_id)
-                self._connection_objects.pop(connection_id, None)
-                return removed
-            finally:
-                f._pump_locked()
+        with f._changing():
+            if not f._registry.is_registered(self._manager_id):
+                return False
+            removed = f._registry.remove_connection(self._isolation_key, connection_id)
+            self._connection_objects.pop(connection_id, None)
+            return removed
 
     async def send_to_user(self, user_id: str, message: Dict[str, Any]) -> None:
         """Awaits `send_json(message)` on each connection the core routes the message to;
@@ -654,13 +702,10 @@ class IsolatedWebSocketManager(_native.ManagerHandle):
     async def cleanup_all_connections(self) -> None:
         """Closes every connection; the manager is inactive from now on."""
         f = self._factory
-        with f._lock:
-            try:
-                if f._registry.is_registered(self._manager_id):
-                    f._registry.deactivate(self._isolation_key)
-                self._connection_objects.clear()
-            finally:
-                f._pump_locked()
+        with f._changing():
+            if f._registry.is_registered(self._manager_id):
+                f._registry.deactivate(self._isolation_key)
+            self._connection_objects.clear()
 
     def get_manager_stats(self) -> Dict[str, Any]:
         try:
@@ -696,7 +741,10 @@ class _ActiveManagers(Mapping[str, IsolatedWebSocketManager]):
         if not isinstance(key, str):
             raise KeyError(key)
         f = self._factory
-        mid = f._registry.id_of(key)
+        try:
+            mid = f._registry.id_of(key)
+        except UnicodeEncodeError:  # a lone surrogate: no manager has such a key
+            raise KeyError(key) from None
         w = f._wrappers.get(mid) if mid is not None else None
         if w is None:
             raise KeyError(key)
@@ -709,7 +757,10 @@ class _ActiveManagers(Mapping[str, IsolatedWebSocketManager]):
         return len(self._factory._registry)
 
     def __contains__(self, key: object) -> bool:
-        return isinstance(key, str) and key in self._factory._registry
+        try:
+            return isinstance(key, str) and key in self._factory._registry
+        except UnicodeEncodeError:  # a lone surrogate: no manager has such a key
+            return False
 
     def items(self) -> List[Tuple[str, IsolatedWebSocketManager]]:  # type: ignore[override]
         w = self._factory._wrappers
@@ -748,18 +799,57 @@ class WebSocketManagerFactory:
 
     def add_observer(self, tracker: Any) -> None:
         """Feeds every registry event to `tracker.observe(event)` (manager counts and
-        refused creates show up in its analysis)."""
+        refused creates show up in its analysis).
+
+        Observers are told after the change is made: the factory's state (the registry
+        and the managers `get_manager` and `cleanup_manager` find) is the same whether
+        or not an observer raises. An observer that raises still lets every observer
+        see every event; then, when the call itself failed, its own exception is raised
+        (the observer's first exception is its `__context__`), and when it succeeded,
+        its effect stands (a created manager is registered and reachable) and the
+        observer's first exception is raised."""
         with self._lock:
             self._observers.append(tracker)
 
     def _pump_locked(self) -> None:
-        """Hands the registry's events to the observers (or drops them: none listen)."""
+        """Hands the registry's events to the observers (or drops them: none listen).
+        Every observer sees every event; the first exception an observer raised is
+        raised at the end."""
         if not self._observers:
             self._registry.discard_events()
             return
+        failed: Optional[Exception] = None
         for ev in self._registry.drain_events():
             for o in self._observers:
-                o.observe(ev)
+                try:
+                    o.observe(ev)
+                except Exception as e:
+                    if failed is None:
+                        failed = e
+        if failed is not None:
+            raise failed
+
+    @contextmanager
+    def _changing(self, prune: bool = False) -> Iterator[None]:
+        """`with factory._changing():` runs the block under the lock, then (with `prune`)
+        forgets the wrappers of removed managers and hands the events to the observers.
+        A block that raised keeps its exception (an observer's becomes its
+        `__context__`); see `add_observer`."""
+        with self._lock:
+            try:
+                yield
+            except BaseException as e:
+                try:
+                    if prune:
+                        self._prune_locked()
+                    self._pump_locked()
+                except Exception as observer_error:
+                    if e.__context__ is None:
+                        e.__context__ = observer_error
+                raise
+            if prune:
+                self._prune_locked()
+            self._pump_locked()
 
     async def create_manager(self, user_context: Any) -> IsolatedWebSocketManager:
         # Under the lock, in one native call: the registry's create, the events to the
@@ -770,6 +860,8 @@ class WebSocketManagerFactory:
         return self._create(self, native_ctx, ctx)
 
     def get_manager(self, isolation_key: str) -> Optional[IsolatedWebSocketManager]:
+        """The manager under a key (canonical or older form), or None, also for a key
+        that is not a str or holds a lone surrogate."""
         try:
             return self._active_managers[isolation_key]
         except KeyError:
@@ -781,29 +873,23 @@ class WebSocketManagerFactory:
         return self._remove(self, isolation_key)
 
     async def force_cleanup_user_managers(self, user_id: str) -> int:
-        """Removes ALL of the user's managers, fresh or stale; returns how many."""
-        with self._lock:
-            try:
-                return self._registry.force_cleanup_user(user_id)
-            finally:
-                self._prune_locked()
-                self._pump_locked()
+        """Removes ALL of the user's managers, fresh or stale; returns how many. Raises
+        `InvalidContextError` for a user id that is not a str or holds a lone surrogate."""
+        _require_text("user_id", user_id)
+        with self._changing(prune=True):
+            return self._registry.force_cleanup_user(user_id)
 
     async def force_cleanup_all_expired(self) -> int:
-        with self._lock:
-            try:
-                return self._registry.expire_idle()
-            finally:
-                self._prune_locked()
-                self._pump_locked()
+        with self._changing(prune=True):
+            return self._registry.expire_idle()
 
     def enforce_resource_limits(self, user_id: str) -> bool:
-        with self._lock:
-            try:
-                return self._registry.enforce_limits(user_id)
-            finally:
-                self._prune_locked()
-                self._pump_locked()
+        """Whether the user can get one more manager, after cleaning the user's stale
+        managers if at the limit. Raises
+        `InvalidContextError` for a user id that is not a str or holds a lone surrogate."""
+        _require_text("user_id", user_id)
+        with self._changing(prune=True):
+            return self._registry.enforce_limits(user_id)
 
     def get_factory_stats(self) -> Dict[str, Any]:
         stats = self._registry.stats()
@@ -823,12 +909,8 @@ class WebSocketManagerFactory:
         }
 
     async def shutdown(self) -> None:
-        with self._lock:
-            try:
-                self._registry.shutdown()
-            finally:
-                self._prune_locked()
-                self._pump_locked()
+        with self._changing(prune=True):
+            self._registry.shutdown()
 
 
 _factory_lock = threading.Lock()
@@ -885,7 +967,10 @@ class _LiveList(Sequence[Any]):
         n = len(self)
         if isinstance(index, slice):
             return [self._at(i) for i in range(*index.indices(n))]
-        i = index.__index__()
+        try:
+            i = operator.index(index)
+        except TypeError:
+            raise TypeError(f"list indices must be integers or slices, not {type(index).__name__}") from None
         if i < 0:
             i += n
         if not 0 <= i < n:

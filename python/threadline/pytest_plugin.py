@@ -4,7 +4,9 @@
 - at teardown its detailed report is printed when the test failed, or always with
   `--threadline-report=always` (`never` turns it off);
 - `--threadline-report-dir DIR` writes each test's report JSON to DIR, named after the
-  test id (for the browser replay and `python -m threadline report`).
+  test id and a short hash of it, so that ids that clean up to the same text keep
+  separate files (see `report_file_name`; for the browser replay and
+  `python -m threadline report`).
 """
 
 from __future__ import annotations
@@ -45,11 +47,14 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
 
 
 def report_file_name(nodeid: str) -> str:
-    """The JSON file name of a test id: unsafe characters become `_`."""
-    name = re.sub(r"[^A-Za-z0-9._-]+", "_", nodeid).strip("._") or "test"
-    if len(name) > 200:  # keep long parametrized ids apart
-        name = name[:187] + "-" + hashlib.sha1(nodeid.encode("utf-8", "surrogatepass")).hexdigest()[:12]
-    return name + ".json"
+    """The JSON file name of a test id: the id with each run of unsafe characters made
+    `_` (cut to 187 characters), then `-` and 12 hex digits of the id's SHA-1. Cleaning
+    alone maps different ids to one name (`[a b]`, `[a_b]`, `[a/b]` and `[a:b]` all
+    become `_a_b`), and so does a case-insensitive file system; the hash of the id as
+    given keeps every test's file apart."""
+    name = re.sub(r"[^A-Za-z0-9._-]+", "_", nodeid).strip("._")[:187] or "test"
+    digest = hashlib.sha1(nodeid.encode("utf-8", "surrogatepass")).hexdigest()[:12]
+    return f"{name}-{digest}.json"
 
 
 @pytest.fixture

@@ -16,6 +16,8 @@ import pytest
 
 from threadline import _native
 from threadline.netra import (
+    IsolationViolationError,
+    ManagerLimitError,
     UserExecutionContext,
     WebSocketConnection,
     WebSocketManagerFactory,
@@ -144,8 +146,7 @@ def test_cleanup_manager_keys_and_the_lock_after_errors():
     m = asyncio.run(f.create_manager(c))
     assert asyncio.run(f.cleanup_manager(None)) is False  # type: ignore[arg-type]
     assert asyncio.run(f.cleanup_manager(42)) is False  # type: ignore[arg-type]
-    with pytest.raises(UnicodeEncodeError):
-        asyncio.run(f.cleanup_manager("\ud800"))
+    assert asyncio.run(f.cleanup_manager("\ud800")) is False  # no manager has such a key
     assert free_for_other_threads(f._lock)
     assert asyncio.run(f.cleanup_manager(Key(c.isolation_key))) is True
     assert f._wrappers == {} and not m._is_active
@@ -162,11 +163,89 @@ def test_an_observer_that_raises_leaves_the_lock_free():
     with pytest.raises(KeyError):
         asyncio.run(f.create_manager(c))
     assert free_for_other_threads(f._lock) and len(f._registry) == 1
-    # The registry's create happened; no wrapper was made (the error came first).
-    assert f._wrappers == {}
+    # The create happened, and its manager is reachable: observers are told last.
+    m = f.get_manager(c.isolation_key)
+    assert m is not None and f._wrappers == {m.manager_id: m}
     with pytest.raises(KeyError):
         asyncio.run(f.cleanup_manager(c.isolation_key))
-    assert free_for_other_threads(f._lock) and len(f._registry) == 0
+    assert free_for_other_threads(f._lock) and len(f._registry) == 0 and f._wrappers == {}
+
+
+class Observer:
+    """Records the kind of every event; raises KeyError for the kinds in `fail_on`."""
+
+    def __init__(self, *fail_on):
+        self.fail_on = set(fail_on)
+        self.seen = []
+
+    def observe(self, ev):
+        self.seen.append(ev.kind)
+        if ev.kind in self.fail_on or "all" in self.fail_on:
+            raise KeyError(f"observer refused {ev.kind}")
+
+
+def test_an_observer_that_raises_on_a_create_leaves_the_manager_registered_and_counted():
+    async def body():
+        f = WebSocketManagerFactory(max_managers_per_user=1)
+        broken, other = Observer("created"), Observer()
+        f.add_observer(broken)
+        f.add_observer(other)
+        c = ctx("orphan-user")
+        with pytest.raises(KeyError, match="observer refused created"):
+            await f.create_manager(c)
+        # The manager counts toward the limit and is reachable: by key, in the live
+        # view, by a second create for the same key and by cleanup.
+        m = f.get_manager(c.isolation_key)
+        assert m is not None and m._is_active and m.user_context is c
+        assert dict(f._active_managers.items()) == {c.isolation_key: m}
+        assert await f.create_manager(c) is m
+        assert f.get_factory_stats()["user_distribution"] == {"orphan-user": 1}
+        # At the limit: the limit's error, never the observer's.
+        broken.fail_on = {"all"}
+        with pytest.raises(ManagerLimitError) as e:
+            await f.create_manager(ctx("orphan-user"))
+        assert "orphan-user" in str(e.value)
+        assert isinstance(e.value.__context__, KeyError)
+        assert str(e.value.__context__) == "'observer refused limit_exceeded'"
+        # Every observer saw every event, the one that raised too.
+        assert other.seen == broken.seen == ["created", "reused", "limit_exceeded"]
+        with pytest.raises(KeyError, match="observer refused cleaned_up"):
+            await f.cleanup_manager(c.isolation_key)
+        assert f.get_manager(c.isolation_key) is None and f._wrappers == {} and len(f._registry) == 0
+        assert other.seen[-1] == "cleaned_up"
+        assert free_for_other_threads(f._lock)
+
+    asyncio.run(body())
+
+
+def test_an_observer_never_replaces_the_error_of_a_refused_call():
+    async def body():
+        f = WebSocketManagerFactory()
+        m = await f.create_manager(ctx("conn-user"))
+        broken = Observer("all")
+        f.add_observer(broken)
+        # Succeeded: the change stands, the observer's exception is raised.
+        mine = conn("conn-user")
+        with pytest.raises(KeyError, match="observer refused connection_added"):
+            await m.add_connection(mine)
+        assert list(m._connections) == [mine.connection_id]
+        # Refused: the call's own error, whatever the observer does (an event left
+        # pending by a direct registry call reaches the observer, which raises).
+        f._registry.create(ctx("conn-user")._ctx)
+        with pytest.raises(IsolationViolationError) as e:
+            await m.add_connection(conn("other-user"))
+        assert list(m._connections) == [mine.connection_id]
+        assert isinstance(e.value.__context__, KeyError)
+        assert broken.seen[-1] == "created"
+        with pytest.raises(KeyError, match="observer refused"):
+            await m.cleanup_all_connections()
+        assert not m._is_active and len(m._connections) == 0
+        with pytest.raises(KeyError, match="observer refused cleaned_up"):
+            await f.force_cleanup_user_managers("conn-user")
+        assert f.get_factory_stats()["user_distribution"] == {} and f._wrappers == {}
+        assert free_for_other_threads(f._lock)
+
+    asyncio.run(body())
 
 
 def test_stale_cleanup_forgets_the_wrappers_of_the_managers_it_removed():

@@ -3,8 +3,10 @@ read-only `_active_managers`, isolation of connections and messages, the section
 duck-typed tracker arguments."""
 
 import asyncio
+import copy
 import importlib
 import inspect
+import pickle
 import sys
 import threading
 import uuid
@@ -295,3 +297,70 @@ def test_snapshots_and_violations_are_live_views():
     assert len(viols) == 1 and viols[0]["operation"] == "b" and viols[-1] == viols[0]
     with pytest.raises(TypeError):
         snaps[0] = snaps[1]  # type: ignore[index]
+
+
+@pytest.mark.parametrize("index", ["a", 1.0, None, slice, b"0"], ids=["str", "float", "None", "type", "bytes"])
+def test_live_views_refuse_non_int_indexes_as_lists_do(index):
+    tr = ThreadIDConsistencyTracker()
+    tr.take_snapshot("a", isolation_key="garbage")  # one snapshot, one violation
+    for view in (tr.snapshots, tr.violations):
+        with pytest.raises(TypeError) as e:
+            view[index]
+        with pytest.raises(TypeError) as expected:
+            [0][index]
+        assert str(e.value) == str(expected.value)
+        assert str(e.value) == f"list indices must be integers or slices, not {type(index).__name__}"
+
+
+def test_live_views_take_what_lists_take():
+    class Index:
+        def __index__(self):
+            return 0
+
+    tr = ThreadIDConsistencyTracker()
+    tr.take_snapshot("a")
+    snaps = tr.snapshots
+    assert snaps[Index()].operation == snaps[False].operation == snaps[-1].operation == "a"
+
+
+def full_context():
+    return UserExecutionContext(
+        "alice", "thread_a_1_abcdef12", "run_a_1_abcdef12", "req_a_2_01234567", "ws_client_alice_1",
+        agent_context={"agent": "triage", "nested": {"n": [1, 2.5, None]}}, audit_metadata={"source": "test"},
+        operation_depth=3, parent_request_id="req_parent_1",
+    )
+
+
+FIELDS = ["user_id", "thread_id", "run_id", "request_id", "websocket_client_id", "agent_context",
+          "audit_metadata", "operation_depth", "parent_request_id", "isolation_key"]
+
+
+@pytest.mark.parametrize("how", ["copy", "deepcopy"] + [f"pickle {p}" for p in range(pickle.HIGHEST_PROTOCOL + 1)])
+def test_contexts_copy_and_pickle(how):
+    for ctx in (full_context(), UserExecutionContext.from_websocket_request("bob", "ws_bob")):
+        if how == "copy":
+            c = copy.copy(ctx)
+        elif how == "deepcopy":
+            c = copy.deepcopy(ctx)
+        else:
+            c = pickle.loads(pickle.dumps(ctx, protocol=int(how.split()[1])))
+        assert type(c) is UserExecutionContext and c is not ctx
+        assert c == ctx and hash(c) == hash(ctx)
+        assert [getattr(c, n) for n in FIELDS] == [getattr(ctx, n) for n in FIELDS]
+        with pytest.raises(FrozenInstanceError):
+            c.user_id = "mallory"  # type: ignore[misc]
+    # A deep copy is its own: a dict read from it is not the original's.
+    ctx = full_context()
+    c = copy.deepcopy(ctx)
+    c.agent_context["agent"] = "changed"
+    assert ctx.agent_context["agent"] == "triage"
+
+
+def test_a_copied_context_works_with_the_factory():
+    async def body():
+        f = WebSocketManagerFactory()
+        ctx = UserExecutionContext.from_websocket_request("carol")
+        m = await f.create_manager(ctx)
+        assert await f.create_manager(pickle.loads(pickle.dumps(ctx))) is m
+
+    asyncio.run(body())

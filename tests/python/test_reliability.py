@@ -408,13 +408,19 @@ def test_negative_and_huge_numbers() -> None:
     w = World()
     before = w.fingerprint()
     for n in BAD_NUMBERS:
-        expect((OverflowError, threadline.InvalidConfigError), lambda: _native.Registry(n))
+        # A limit, count or length that does not fit gets the core's error for any
+        # value out of range; the other numbers are OverflowError.
+        e = expect((threadline.InvalidConfigError,), lambda: _native.Registry(n))
+        assert str(e) == f"registry setting max_managers_per_user = {n} is invalid: expected 1 to 1000000"
+        e = expect((threadline.InvalidIdError,), lambda: w.ids.batch_ids("x", n))
+        assert str(e) == f"batch count {n} is out of range: expected 0 to 100000"
+        e = expect((threadline.InvalidIdError,), lambda: w.ids.base_id("x", True, n))
+        assert str(e) == f"random_length {n} is out of range: expected 1 to 64 hex characters"
         expect((OverflowError,), lambda: w.reg.create(w.ctx, now_ms=n))
         expect((OverflowError,), lambda: w.reg.expire_idle(now_ms=n))
         expect((OverflowError,), lambda: w.tracker.take_snapshot("op", now_ms=n))
         expect((OverflowError,), lambda: _native.Tracker(n))
         expect((OverflowError,), lambda: _native.Tracker.from_json("{}", max_bytes=n))
-        expect((OverflowError,), lambda: w.ids.batch_ids("x", n))
         expect((OverflowError,), lambda: w.sessions.cleanup_expired(n, now_ms=1))
         expect((OverflowError,), lambda: _native.UserContext("alice", "thread_a", "run_a", "req_a", operation_depth=n))
     for n in [0, 1_000_001]:

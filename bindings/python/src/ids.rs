@@ -6,7 +6,7 @@ use pyo3::prelude::*;
 use threadline::ids::{self, IdComponents, RunFormat};
 use threadline::{IdGenerator, ManualClock, SeededEntropy};
 
-use crate::{now_or, PyResultExt};
+use crate::{now_or, PyResultExt, UsizeArg};
 
 static DEFAULT: OnceLock<Result<Arc<IdGenerator>, String>> = OnceLock::new();
 
@@ -99,16 +99,17 @@ impl PyIdGenerator {
         pyo3::types::PyTuple::new(py, [c.thread_id(), c.run_id(), c.request_id()])
     }
 
-    #[pyo3(signature = (prefix="id", include_random=true, random_length=8))]
+    #[pyo3(signature = (prefix="id", include_random=true, random_length=UsizeArg::of(8)),
+        text_signature = "($self, prefix=\"id\", include_random=True, random_length=8)")]
     fn base_id(
         &self,
         prefix: &str,
         include_random: bool,
-        random_length: usize,
+        random_length: UsizeArg,
     ) -> PyResult<String> {
-        self.inner
-            .base_id(prefix, include_random, random_length)
-            .py()
+        random_length.py(self
+            .inner
+            .base_id(prefix, include_random, random_length.get()))
     }
 
     fn simple_id(&self, prefix: &str) -> PyResult<String> {
@@ -157,8 +158,13 @@ impl PyIdGenerator {
     }
 
     #[pyo3(signature = (prefix, count, include_random=true))]
-    fn batch_ids(&self, prefix: &str, count: usize, include_random: bool) -> PyResult<Vec<String>> {
-        self.inner.batch_ids(prefix, count, include_random).py()
+    fn batch_ids(
+        &self,
+        prefix: &str,
+        count: UsizeArg,
+        include_random: bool,
+    ) -> PyResult<Vec<String>> {
+        count.py(self.inner.batch_ids(prefix, count.get(), include_random))
     }
 
     /// The older `UnifiedIDManager` run format `run_{thread_id}_{ms % 100000}_{h8}`.

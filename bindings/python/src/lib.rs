@@ -8,7 +8,8 @@
 
 use std::sync::{Mutex, MutexGuard};
 
-use pyo3::exceptions::{PyException, PyLookupError, PyRuntimeError, PyValueError};
+use pyo3::exceptions::{PyException, PyLookupError, PyOverflowError, PyRuntimeError, PyValueError};
+use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyBool, PyDict, PyFloat, PyInt, PyList, PyString, PyTuple, PyType};
@@ -169,6 +170,66 @@ pub(crate) trait PyResultExt<T> {
 impl<T, E: CoreError> PyResultExt<T> for Result<T, E> {
     fn py(self) -> PyResult<T> {
         self.map_err(|e| error_named(e.class(), Some(e.name()), e.to_string()))
+    }
+}
+
+/// A Python int for a `usize` parameter whose core rule refuses `usize::MAX` (the
+/// per-user limit, a batch count, a random length). An int that does not fit (negative,
+/// or past `usize::MAX`) cannot be in the range the core accepts either: the core is
+/// given `usize::MAX`, and [`UsizeArg::py`] raises the core's error with the int as
+/// given in place of that number. So `-1` and `2**64` get the error, type and message of
+/// any other value out of range, not `OverflowError`. Not an int: `TypeError`.
+pub(crate) struct UsizeArg {
+    value: usize,
+    /// The int as given (at most 64 digits shown), when it does not fit.
+    given: Option<String>,
+}
+
+impl UsizeArg {
+    pub(crate) const fn of(value: usize) -> Self {
+        Self { value, given: None }
+    }
+
+    pub(crate) fn get(&self) -> usize {
+        self.value
+    }
+
+    /// The core's result; its error names the int as given.
+    pub(crate) fn py<T, E: CoreError>(&self, r: Result<T, E>) -> PyResult<T> {
+        r.map_err(|e| {
+            let mut message = e.to_string();
+            if let Some(given) = &self.given {
+                message = message.replacen(&usize::MAX.to_string(), given, 1);
+            }
+            error_named(e.class(), Some(e.name()), message)
+        })
+    }
+}
+
+impl<'a, 'py> FromPyObject<'a, 'py> for UsizeArg {
+    type Error = PyErr;
+
+    fn extract(ob: Borrowed<'a, 'py, PyAny>) -> PyResult<Self> {
+        let py = ob.py();
+        match ob.extract::<usize>() {
+            Ok(value) => Ok(Self::of(value)),
+            Err(e) if e.is_instance_of::<PyOverflowError>(py) => {
+                // The int's decimal digits, whatever its type's `__str__` says.
+                let int = py.get_type::<PyInt>();
+                let digits: String = int
+                    .call_method1(intern!(py, "__repr__"), (int.call1((&*ob,))?,))?
+                    .extract()?;
+                let given = match digits.char_indices().nth(64) {
+                    Some((cut, _)) => format!("{}… ({} digits)", &digits[..cut], digits.len()),
+                    None => digits,
+                };
+                Ok(Self {
+                    value: usize::MAX,
+                    given: Some(given),
+                })
+            }
+            Err(e) => Err(e),
+        }
     }
 }
 

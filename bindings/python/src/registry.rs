@@ -12,7 +12,9 @@ use threadline::{Connection, ManagerId, Registry, RegistryConfig, RegistryEvent}
 
 use crate::context::PyUserContext;
 use crate::lock::{Held, PyReentrantLock};
-use crate::{json_to_py, lock, map_to_py, metadata_arg, now_or, system_now_ms, Kind, PyResultExt};
+use crate::{
+    json_to_py, lock, map_to_py, metadata_arg, now_or, system_now_ms, Kind, PyResultExt, UsizeArg,
+};
 
 /// A registered manager as it was when asked for (a copy: the registry moves on).
 #[pyclass(frozen, name = "ManagerInfo", module = "threadline._native")]
@@ -319,11 +321,14 @@ impl PyRegistry {
 #[pymethods]
 impl PyRegistry {
     #[new]
-    #[pyo3(signature = (max_managers_per_user=20, connection_timeout_seconds=1800.0, *,
+    #[pyo3(signature = (max_managers_per_user=UsizeArg::of(20), connection_timeout_seconds=1800.0, *,
         proactive_cleanup_percent=60, stale_idle_ms=10_000, stale_unconnected_age_ms=10_000,
-        event_capacity=65_536))]
+        event_capacity=65_536),
+        text_signature = "(max_managers_per_user=20, connection_timeout_seconds=1800.0, *, \
+            proactive_cleanup_percent=60, stale_idle_ms=10000, stale_unconnected_age_ms=10000, \
+            event_capacity=65536)")]
     fn new(
-        max_managers_per_user: usize,
+        max_managers_per_user: UsizeArg,
         connection_timeout_seconds: f64,
         proactive_cleanup_percent: u8,
         stale_idle_ms: u64,
@@ -331,7 +336,7 @@ impl PyRegistry {
         event_capacity: usize,
     ) -> PyResult<Self> {
         let config = RegistryConfig {
-            max_managers_per_user,
+            max_managers_per_user: max_managers_per_user.get(),
             proactive_cleanup_percent,
             stale_idle_ms,
             stale_unconnected_age_ms,
@@ -342,7 +347,7 @@ impl PyRegistry {
             event_capacity,
         };
         Ok(Self {
-            inner: Mutex::new(Registry::new(config).py()?),
+            inner: Mutex::new(max_managers_per_user.py(Registry::new(config))?),
         })
     }
 
@@ -680,6 +685,36 @@ impl PyManagerTable {
         }
         Ok(())
     }
+
+    /// After an operation that failed with `error`: forgets the wrappers of removed
+    /// managers (with `prune`) and hands the events to the observers. The operation's
+    /// own error is what is returned; an observer's exception (or the prune's) becomes
+    /// its `__context__`, never its replacement.
+    fn settle_failed(
+        &self,
+        factory: &Bound<'_, PyAny>,
+        observed: bool,
+        prune: bool,
+        error: PyErr,
+    ) -> PyErr {
+        let py = factory.py();
+        let after = if prune { self.prune(py) } else { Ok(()) };
+        let after = after.and_then(|()| self.pump(factory, observed));
+        if let Err(later) = after {
+            if error
+                .value(py)
+                .getattr(intern!(py, "__context__"))
+                .is_ok_and(|c| c.is_none())
+            {
+                // Setting an attribute of a fresh exception does not fail in practice;
+                // if it does, the operation's error is still the one raised.
+                let _ = error
+                    .value(py)
+                    .setattr(intern!(py, "__context__"), later.value(py));
+            }
+        }
+        error
+    }
 }
 
 #[pymethods]
@@ -704,7 +739,11 @@ impl PyManagerTable {
 
     /// `create_manager`: the wrapper of the active manager under the context's key, or of
     /// a new one. Raises `ManagerLimitError` at the per-user limit (after forgetting the
-    /// wrappers of the stale managers cleaned first).
+    /// wrappers of the stale managers cleaned first). The observers are told last, once
+    /// the wrapper table matches the registry: a new manager's wrapper is stored even when
+    /// an observer then raises (the observer's exception is raised, and the manager is
+    /// found by key), and an observer's exception never replaces `ManagerLimitError`
+    /// (it becomes its `__context__`).
     #[pyo3(signature = (factory, context, user_context, /))]
     fn create<'py>(
         &self,
@@ -717,15 +756,9 @@ impl PyManagerTable {
         let observed = !self.observers.bind(py).is_empty();
         let (id, stale_cleaned, at_ms, key, replaced) =
             match self.registry.get().create_dropin(context, !observed) {
-                Ok(c) => {
-                    self.pump(factory, observed)?;
-                    c
-                }
-                Err(e) => {
-                    self.prune(py)?; // stale managers may have been cleaned first
-                    self.pump(factory, observed)?;
-                    return Err(e);
-                }
+                Ok(c) => c,
+                // Stale managers may have been cleaned first: prune.
+                Err(e) => return Err(self.settle_failed(factory, observed, true, e)),
             };
         let wrappers = self.wrappers.bind(py);
         let id = id.into_pyobject(py)?;
@@ -747,31 +780,37 @@ impl PyManagerTable {
         if stale_cleaned > 0 {
             self.prune(py)?;
         }
+        self.pump(factory, observed)?;
         Ok(w)
     }
 
     /// `cleanup_manager`: True when a manager was removed under `key` (whose wrapper is
     /// then forgotten, its connection objects cleared); False for no manager or a key
-    /// that is not a str.
+    /// that is not a str or holds a lone surrogate (no manager has such a key). The
+    /// observers are told last; see `create`.
     #[pyo3(signature = (factory, key, /))]
     fn remove(&self, factory: &Bound<'_, PyAny>, key: &Bound<'_, PyAny>) -> PyResult<bool> {
         let Ok(key) = key.cast::<PyString>() else {
             return Ok(false);
         };
+        let Ok(key) = key.to_str() else {
+            return Ok(false); // a lone surrogate: nothing to look up
+        };
         let py = factory.py();
         let _held = Held::new(py, self.lock.get())?;
         let observed = !self.observers.bind(py).is_empty();
-        let removed = key
-            .to_str()
-            .map(|k| self.registry.get().remove_dropin(k, !observed));
-        let forgotten = match removed {
-            Ok(Some(id)) => forget_wrapper(self.wrappers.bind(py), id.into_pyobject(py)?.as_any())
+        let forgotten = match self.registry.get().remove_dropin(key, !observed) {
+            Some(id) => forget_wrapper(self.wrappers.bind(py), id.into_pyobject(py)?.as_any())
                 .map(|()| true),
-            Ok(None) => Ok(false),
-            Err(e) => Err(e),
+            None => Ok(false),
         };
-        self.pump(factory, observed)?;
-        forgotten
+        match forgotten {
+            Ok(removed) => {
+                self.pump(factory, observed)?;
+                Ok(removed)
+            }
+            Err(e) => Err(self.settle_failed(factory, observed, false, e)),
+        }
     }
 
     /// Forgets the wrapper of every manager the registry no longer holds (after a
