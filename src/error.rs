@@ -192,7 +192,7 @@ pub enum ReportError {
     TooLarge { len: usize, max: usize },
     #[error("report nests {depth} levels deep: expected at most {max}")]
     TooDeep { depth: usize, max: usize },
-    #[error("report is not valid JSON: {0}")]
+    #[error("report cannot be read: {0}")]
     Json(String),
     #[error("report schema is {}: expected \"threadline.report/1\"", shown(found))]
     Schema { found: String },

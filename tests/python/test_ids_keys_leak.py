@@ -75,6 +75,10 @@ def test_user_scoped_ids_round_trip():
     check(G.generate_agent_execution_id("triage", "user-1234567890"), "agent_triage_user-123")
     check(G.generate_message_id("chat", "bob"), "msg_chat_bob")
     check(G.generate_message_id("chat", "bob", "thread_ws_7_abcdef1234"), "msg_chat_bob_abcdef12")
+    # Any user id a context accepts: its first 8 characters as they are.
+    check(G.generate_session_id("user@example.com"), "session_web_user@exa")
+    check(G.generate_agent_execution_id("triage", "日本語のユーザーID"), "agent_triage_日本語のユーザー")
+    check(G.generate_message_id("chat", "user 1", "a:b"), "msg_chat_user 1_a:b")
 
 
 def test_batch_ids_share_one_ms():

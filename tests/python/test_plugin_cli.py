@@ -139,12 +139,6 @@ def test_long_report_file_names_stay_distinct():
     assert a != b and len(a) <= 205 and a.endswith(".json")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="core: Tracker::read_json (src/tracker.rs, `_ => ReportError::Json(e.to_string())`) files "
-    "serde's missing-field and wrong-type errors under ReportError::Json, whose text (src/error.rs) "
-    "is 'report is not valid JSON: ...'; the binding and the CLI pass the core's message on",
-)
 def test_report_missing_a_field_is_not_called_invalid_json(tmp_path: Path):
     bad = tmp_path / "missing.json"
     bad.write_text('{"schema":"threadline.report/1"}')
