@@ -5,6 +5,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 /// A source of Unix time in milliseconds.
 pub trait Clock: Send + Sync {
+    /// The current time, in milliseconds since the Unix epoch.
     fn now_ms(&self) -> u64;
 }
 
@@ -31,12 +32,14 @@ pub struct ManualClock {
 }
 
 impl ManualClock {
+    /// A clock stopped at `now_ms` (milliseconds since the Unix epoch).
     pub fn new(now_ms: u64) -> Self {
         Self {
             now_ms: AtomicU64::new(now_ms),
         }
     }
 
+    /// Sets the time to `now_ms`, forward or back.
     pub fn set(&self, now_ms: u64) {
         self.now_ms.store(now_ms, Ordering::SeqCst);
     }

@@ -8,6 +8,7 @@ use rand_core::{RngCore, SeedableRng};
 
 /// A source of random bytes.
 pub trait Entropy: Send {
+    /// Fills all of `buf` with the next random bytes of the stream.
     fn fill(&mut self, buf: &mut [u8]);
 
     /// The next eight bytes of the stream, little-endian: what `fill` of eight bytes
