@@ -58,11 +58,15 @@ pub type Metadata = BTreeMap<String, serde_json::Value>;
 /// Where a context is validated: test environments allow `test_` ids.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ValidationRules {
+    /// A test environment: ids with the `test_` prefix are allowed (the exact value
+    /// `test` is still a placeholder).
     pub test_mode: bool,
 }
 
 impl ValidationRules {
+    /// Outside test environments: `test_` is a placeholder prefix too.
     pub const PRODUCTION: Self = Self { test_mode: false };
+    /// In test environments: `test_` ids are allowed.
     pub const TEST: Self = Self { test_mode: true };
 }
 
@@ -233,30 +237,40 @@ pub struct ContextBuilder {
 }
 
 impl ContextBuilder {
+    /// The request id; without one, [`ContextBuilder::build`] mints a UUID v4.
     pub fn request_id(mut self, v: impl Into<String>) -> Self {
         self.request_id = Some(v.into());
         self
     }
+    /// The WebSocket client id (none by default). Optional, so it may be blank, but not
+    /// over [`MAX_ID_LEN`] bytes or hold control characters.
     pub fn websocket_client_id(mut self, v: Option<String>) -> Self {
         self.websocket_client_id = v;
         self
     }
+    /// The agent's metadata, kept as given (empty by default).
     pub fn agent_context(mut self, v: Metadata) -> Self {
         self.agent_context = v;
         self
     }
+    /// Audit metadata, kept as given (empty by default).
     pub fn audit_metadata(mut self, v: Metadata) -> Self {
         self.audit_metadata = v;
         self
     }
+    /// How many contexts this one is nested under: 0 (the default) for a top-level one,
+    /// at most [`MAX_OPERATION_DEPTH`].
     pub fn operation_depth(mut self, v: u64) -> Self {
         self.operation_depth = v;
         self
     }
+    /// The request id of the context this one runs under (none by default). Checked as
+    /// the WebSocket client id is.
     pub fn parent_request_id(mut self, v: Option<String>) -> Self {
         self.parent_request_id = v;
         self
     }
+    /// Where the context is validated; [`ValidationRules::PRODUCTION`] by default.
     pub fn rules(mut self, rules: ValidationRules) -> Self {
         self.rules = rules;
         self
@@ -371,36 +385,45 @@ impl UserContext {
             .build_with_request_id(minted.request_id().to_owned())
     }
 
+    /// The user this context belongs to (never holds `:`).
     pub fn user_id(&self) -> &str {
         self.part(0, self.ends[0] as usize)
     }
+    /// The conversation's thread id, the second half of the isolation key.
     pub fn thread_id(&self) -> &str {
         // After the ':' that ends the user id.
         self.part(self.ends[0] as usize + 1, self.ends[1] as usize)
     }
+    /// The id of this run in the thread.
     pub fn run_id(&self) -> &str {
         self.part(self.ends[1] as usize, self.ends[2] as usize)
     }
+    /// The id of this request (a UUID v4 when the builder was given none).
     pub fn request_id(&self) -> &str {
         self.part(self.ends[2] as usize, self.ends[3] as usize)
     }
+    /// The WebSocket client id, when the context has one.
     pub fn websocket_client_id(&self) -> Option<&str> {
         self.has_websocket_client_id
             .then(|| self.part(self.ends[3] as usize, self.text.len()))
     }
+    /// The agent's metadata (empty when none was given).
     pub fn agent_context(&self) -> &Metadata {
         self.extra
             .as_ref()
             .map_or(&NO_METADATA, |e| &e.agent_context)
     }
+    /// Audit metadata (empty when none was given).
     pub fn audit_metadata(&self) -> &Metadata {
         self.extra
             .as_ref()
             .map_or(&NO_METADATA, |e| &e.audit_metadata)
     }
+    /// How many contexts this one is nested under (0 for a top-level one).
     pub fn operation_depth(&self) -> u64 {
         self.extra.as_ref().map_or(0, |e| e.operation_depth)
     }
+    /// The request id of the context this one runs under, if any.
     pub fn parent_request_id(&self) -> Option<&str> {
         self.extra
             .as_ref()

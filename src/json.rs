@@ -28,6 +28,7 @@ pub struct JsonError {
     pub message: String,
     /// 1-based line and column (in characters) of the position.
     pub line: usize,
+    /// The column within `line`: 1-based, counted in characters, not bytes.
     pub column: usize,
 }
 

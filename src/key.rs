@@ -13,8 +13,13 @@ pub const MAX_KEY_LEN: usize = 2 * MAX_ID_LEN + 1;
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case", tag = "form")]
 pub enum KeyForm {
+    /// `{user_id}:{thread_id}`.
     Canonical,
-    Legacy { run_token: String },
+    /// The older `{user_id}_{thread_id}_{run token}`.
+    Legacy {
+        /// The last `_` part of the key, after the thread id.
+        run_token: String,
+    },
 }
 
 /// A user id and the whole thread id it is filed under.
@@ -86,14 +91,17 @@ impl IsolationKey {
         Ok((user, thread, Some(run_token)))
     }
 
+    /// The user the key files under (never holds `:`).
     pub fn user_id(&self) -> &str {
         &self.user_id
     }
 
+    /// The whole thread id, exactly as it went into the key.
     pub fn thread_id(&self) -> &str {
         &self.thread_id
     }
 
+    /// How the key was written: canonical for one built with [`IsolationKey::new`].
     pub fn form(&self) -> KeyForm {
         match &self.legacy_run_token {
             None => KeyForm::Canonical,

@@ -12,14 +12,17 @@ pub struct TextList {
 }
 
 impl TextList {
+    /// An empty list.
     pub fn new() -> Self {
         Self::default()
     }
 
+    /// How many strings the list holds (not their length in bytes).
     pub fn len(&self) -> usize {
         self.ends.len()
     }
 
+    /// Whether the list holds no strings (an empty string pushed still counts as one).
     pub fn is_empty(&self) -> bool {
         self.ends.is_empty()
     }
