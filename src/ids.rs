@@ -91,11 +91,15 @@ impl Serialize for ContextIds {
 /// The parts of a base id `{prefix}_{ms}_{n}[_{random}]` (Netra's `IdComponents`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct IdComponents {
+    /// Everything before `_{ms}_{n}`; it may itself hold `_`.
     pub prefix: String,
+    /// The `{ms}` part: milliseconds since the Unix epoch.
     pub timestamp_ms: u64,
+    /// The `{n}` part: the generator's counter when the id was minted.
     pub counter: u64,
     /// Empty when the id was made with `include_random = false`.
     pub random: String,
+    /// The whole id, as parsed.
     pub full_id: String,
 }
 
@@ -103,17 +107,24 @@ pub struct IdComponents {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ContextIdKind {
+    /// `thread_{op}_{n}_{h8}`.
     Thread,
+    /// `run_{op}_{n}_{h8}`.
     Run,
+    /// `req_{op}_{n}_{h8}`.
     Request,
 }
 
 /// The parts of a generator context id `{kind}_{operation}_{n}_{h8}`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ContextIdParts {
+    /// Which id it is, from its prefix.
     pub kind: ContextIdKind,
+    /// The `{operation}` it was minted for; it may itself hold `_`.
     pub operation: String,
+    /// The `{n}` part: the generator's counter when the id was minted.
     pub counter: u64,
+    /// The `{h8}` part: 8 lowercase hex characters.
     pub random: String,
 }
 
@@ -130,7 +141,9 @@ pub enum RunFormat {
 /// One way of reading a run id: the thread it belongs to under one format.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RunReading {
+    /// The whole thread id the run belongs to under `format`.
     pub thread_id: String,
+    /// The run-id format this reading assumes.
     pub format: RunFormat,
 }
 
@@ -168,6 +181,8 @@ impl std::fmt::Debug for IdGenerator {
 }
 
 impl IdGenerator {
+    /// A generator that reads the time from `clock` and random bytes from `entropy`,
+    /// with its counter at 0.
     pub fn new(clock: Arc<dyn Clock>, entropy: impl Entropy + 'static) -> Self {
         Self {
             minting: Mutex::new(Minting {
@@ -487,11 +502,15 @@ pub fn parse_id(id: &str) -> Result<IdComponents, IdError> {
 /// allocating (only an error allocates, to name the bad value).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct IdParts<'a> {
+    /// Everything before `_{ms}_{n}`; it may itself hold `_`.
     pub prefix: &'a str,
+    /// The `{ms}` part: milliseconds since the Unix epoch.
     pub timestamp_ms: u64,
+    /// The `{n}` part: the generator's counter when the id was minted.
     pub counter: u64,
     /// Empty when the id was made with `include_random = false`.
     pub random: &'a str,
+    /// The whole id, as parsed.
     pub full_id: &'a str,
 }
 
