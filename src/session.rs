@@ -19,13 +19,20 @@ const DEFAULT_SLOT: &str = "default";
 /// One conversation of one user.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Session {
+    /// The user the session belongs to.
     pub user_id: String,
+    /// The thread id every call for this session hands out.
     pub thread_id: String,
+    /// The current run: the latest `run_id` a call gave, or the one set at creation.
     pub run_id: String,
     /// The request id handed out by the latest call.
     pub request_id: String,
+    /// The operation of the call that created the session (later calls keep it).
     pub operation: String,
+    /// The `now_ms` of the call that created it (ms since the Unix epoch).
     pub created_ms: u64,
+    /// The `now_ms` of the latest call that returned it: what
+    /// [`SessionStore::cleanup_expired`] measures age from.
     pub last_access_ms: u64,
     /// How many calls returned this session.
     pub accesses: u64,
@@ -34,8 +41,11 @@ pub struct Session {
 /// What one `get_or_create` call hands back.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SessionIds {
+    /// The session's thread id, the same on every call.
     pub thread_id: String,
+    /// The session's current run id.
     pub run_id: String,
+    /// A request id minted for this call.
     pub request_id: String,
     /// True when this call created the session.
     pub created: bool,
@@ -61,6 +71,8 @@ impl Default for SessionStore {
 }
 
 impl SessionStore {
+    /// An empty store that validates ids by `rules`; its tables are keyed by a secret
+    /// seed.
     pub fn new(rules: ValidationRules) -> Self {
         let hasher = FixedState::with_seed(crate::entropy::process_secret());
         Self {
