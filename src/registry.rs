@@ -61,6 +61,8 @@ impl Default for RegistryConfig {
 pub const MAX_MANAGERS_PER_USER: usize = 1_000_000;
 
 impl RegistryConfig {
+    /// Checks the settings: `max_managers_per_user` from 1 to [`MAX_MANAGERS_PER_USER`],
+    /// `proactive_cleanup_percent` at most 100; otherwise [`RegistryError::Config`].
     pub fn validate(&self) -> Result<(), RegistryError> {
         let bad = |name, value: String, expected| {
             Err(RegistryError::Config {
@@ -114,9 +116,13 @@ impl ManagerId {
 /// One WebSocket connection held by a manager.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Connection {
+    /// Unique within its manager: adding one with the same id replaces it.
     pub connection_id: String,
+    /// The user it belongs to; it must be the manager's user.
     pub user_id: String,
+    /// When it connected (ms since the Unix epoch); kept, not read by the registry.
     pub connected_ms: u64,
+    /// The host's metadata, kept as given.
     #[serde(default)]
     pub metadata: Metadata,
 }
@@ -142,6 +148,7 @@ pub struct Manager {
 }
 
 impl Manager {
+    /// Its handle, valid while it is registered.
     pub fn id(&self) -> ManagerId {
         self.id
     }
@@ -153,27 +160,36 @@ impl Manager {
     fn shared_key(&self) -> SharedKey {
         SharedKey::of(&self.context)
     }
+    /// The user it serves: its context's user id.
     pub fn user_id(&self) -> &str {
         self.context.user_id()
     }
+    /// The thread id it is filed under: its context's, whole.
     pub fn thread_id(&self) -> &str {
         self.context.thread_id()
     }
+    /// The context it was created for.
     pub fn context(&self) -> &UserContext {
         &self.context
     }
+    /// The `now_ms` of its creation (ms since the Unix epoch).
     pub fn created_ms(&self) -> u64 {
         self.created_ms
     }
+    /// The latest `now_ms` of an added or removed connection, a message or a `touch` (it
+    /// never goes back); its creation time until then.
     pub fn last_activity_ms(&self) -> u64 {
         self.last_activity_ms
     }
+    /// False once deactivated: it then takes no connections or messages.
     pub fn is_active(&self) -> bool {
         self.active
     }
+    /// How many `send_to_user` calls it has routed.
     pub fn messages_routed(&self) -> u64 {
         self.messages_routed
     }
+    /// Its connections, in the order added.
     pub fn connections(&self) -> &[Connection] {
         self.connections.as_deref().map_or(&[], Vec::as_slice)
     }
@@ -202,6 +218,7 @@ pub enum CleanupReason {
     Expired,
     /// An inactive manager replaced by a new one under the same key.
     Replaced,
+    /// `shutdown`.
     Shutdown,
 }
 
@@ -209,23 +226,35 @@ pub enum CleanupReason {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case", tag = "kind")]
 pub enum EventKind {
+    /// A manager was created.
     Created,
+    /// `create` handed back the active manager already under the key.
     Reused,
+    /// A manager left the registry.
     CleanedUp {
+        /// Why it left.
         reason: CleanupReason,
     },
+    /// A create was refused at the per-user limit.
     LimitExceeded {
+        /// The user's managers after the stale cleanup.
         count: usize,
+        /// The per-user limit.
         max: usize,
     },
+    /// A connection was added, or replaced one with the same id.
     ConnectionAdded {
+        /// The connection's id.
         connection_id: String,
     },
+    /// A connection was removed.
     ConnectionRemoved {
+        /// The connection's id.
         connection_id: String,
     },
     /// All connections closed; the manager is inactive from now on.
     Deactivated {
+        /// How many connections were closed.
         connections: usize,
     },
 }
@@ -234,10 +263,12 @@ pub enum EventKind {
 /// from these without extra calls).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RegistryEvent {
+    /// What happened.
     pub kind: EventKind,
     /// `None` for a refused create.
     pub manager_id: Option<ManagerId>,
     key: SharedKey,
+    /// The `now_ms` of the call that caused it (ms since the Unix epoch).
     pub at_ms: u64,
 }
 
@@ -279,6 +310,8 @@ impl PartialEq for SharedKey {
 impl Eq for SharedKey {}
 
 impl RegistryEvent {
+    /// The canonical isolation key of the manager (or, for a refused create, of the
+    /// context).
     pub fn key(&self) -> &str {
         self.key.as_str()
     }
@@ -423,6 +456,7 @@ impl StoredEvent {
 /// What `create` did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Created {
+    /// The manager's handle.
     pub id: ManagerId,
     /// True when an active manager under the same key was handed back.
     pub reused: bool,
@@ -433,21 +467,33 @@ pub struct Created {
 /// Counters and current sizes.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RegistryStats {
+    /// Managers created, over the registry's life.
     pub managers_created: u64,
+    /// Creates that handed back an active manager already under the key.
     pub managers_reused: u64,
+    /// Managers removed, for any reason.
     pub managers_cleaned_up: u64,
+    /// Of those, removed as stale.
     pub stale_cleaned: u64,
+    /// Of those, removed by `expire_idle`.
     pub expired_cleaned: u64,
+    /// Of those, removed by `force_cleanup_user`.
     pub forced_cleaned: u64,
+    /// Creates refused at the per-user limit.
     pub limit_hits: u64,
+    /// Connections and messages refused for belonging to another user.
     pub isolation_violations: u64,
+    /// `send_to_user` calls routed.
     pub messages_routed: u64,
+    /// Events dropped undrained beyond `event_capacity`.
     pub events_dropped: u64,
     /// Managers registered now (active or not).
     pub managers_registered: usize,
     /// Registered managers that are active.
     pub active_managers: usize,
+    /// Users with at least one registered manager.
     pub users: usize,
+    /// Connections held by all managers.
     pub connections: usize,
 }
 
@@ -571,6 +617,7 @@ impl Registry {
         })
     }
 
+    /// The settings it was made with.
     pub fn config(&self) -> &RegistryConfig {
         &self.config
     }
@@ -1179,6 +1226,7 @@ impl Registry {
         self.by_key.len()
     }
 
+    /// Whether no manager is registered.
     pub fn is_empty(&self) -> bool {
         self.by_key.is_empty()
     }
