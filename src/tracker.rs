@@ -45,7 +45,9 @@ pub const MAX_METADATA_DEPTH: usize = 61;
 /// Limits on report JSON read from outside.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ReportLimits {
+    /// Largest report accepted, in bytes (256 MiB by default).
     pub max_bytes: usize,
+    /// Deepest nesting of arrays and objects accepted (64 by default).
     pub max_depth: usize,
 }
 
@@ -61,18 +63,28 @@ impl Default for ReportLimits {
 /// What to record: borrowed, so taking a snapshot copies only what it keeps.
 #[derive(Debug, Clone, Default)]
 pub struct SnapshotInput<'a> {
+    /// What is happening, such as `manager_creation`: 1 to [`MAX_NAME_LEN`] bytes.
     pub operation: &'a str,
+    /// The user concerned.
     pub user_id: Option<&'a str>,
+    /// The thread id of the user context.
     pub user_context_thread_id: Option<&'a str>,
+    /// The WebSocket client id of the user context.
     pub websocket_client_id: Option<&'a str>,
+    /// The thread id of the manager's context.
     pub manager_thread_id: Option<&'a str>,
+    /// The manager's handle, as [`crate::registry::ManagerId`]'s number.
     pub manager_instance_id: Option<u64>,
+    /// The isolation key, in either form; its thread id is read from it.
     pub isolation_key: Option<&'a str>,
+    /// The thread id a cleanup looks the manager up by.
     pub cleanup_lookup_thread_id: Option<&'a str>,
+    /// Kept with the snapshot; at most [`MAX_METADATA_DEPTH`] levels deep.
     pub metadata: Option<Metadata>,
 }
 
 impl<'a> SnapshotInput<'a> {
+    /// Input for `operation`, with nothing else set.
     pub fn new(operation: &'a str) -> Self {
         Self {
             operation,
@@ -96,16 +108,19 @@ impl<'a> SnapshotInput<'a> {
         self
     }
 
+    /// The isolation key, in either form; its thread id is read from it.
     pub fn isolation_key(mut self, key: &'a str) -> Self {
         self.isolation_key = Some(key);
         self
     }
 
+    /// The thread id a cleanup looks the manager up by.
     pub fn cleanup_lookup(mut self, thread_id: &'a str) -> Self {
         self.cleanup_lookup_thread_id = Some(thread_id);
         self
     }
 
+    /// Metadata kept with the snapshot; at most [`MAX_METADATA_DEPTH`] levels deep.
     pub fn metadata(mut self, m: Metadata) -> Self {
         self.metadata = Some(m);
         self
@@ -117,18 +132,30 @@ impl<'a> SnapshotInput<'a> {
 pub struct Snapshot {
     /// Position in the whole history (kept when older snapshots are dropped).
     pub index: u64,
+    /// When it was taken: the `now_ms` given (ms since the Unix epoch).
     pub timestamp_ms: u64,
+    /// What was happening, such as `manager_creation`.
     pub operation: Arc<str>,
+    /// The thread id of the user context.
     pub thread_id_user_context: Option<Arc<str>>,
+    /// The thread id of the manager's context.
     pub thread_id_manager_context: Option<Arc<str>>,
+    /// The thread id read from `isolation_key`, whole; the whole key when it does not
+    /// parse.
     pub thread_id_isolation_key: Option<Arc<str>>,
+    /// The thread id a cleanup looked the manager up by.
     pub thread_id_cleanup_lookup: Option<Arc<str>>,
+    /// The manager's handle, as [`crate::registry::ManagerId`]'s number.
     pub manager_instance_id: Option<u64>,
+    /// The isolation key as given.
     pub isolation_key: Option<Arc<str>>,
+    /// The user concerned.
     pub user_id: Option<Arc<str>>,
+    /// The WebSocket client id of the user context.
     pub websocket_client_id: Option<Arc<str>>,
     /// Derived from the four thread ids; written for readers, recomputed on load.
     pub mismatch: bool,
+    /// The caller's metadata; `None` when none or empty (written as `{}`).
     #[serde(serialize_with = "ser_metadata")]
     pub metadata: Option<StoredMetadata>,
 }
@@ -151,19 +178,27 @@ pub struct StoredMetadata(Box<[(Box<str>, StoredValue)]>);
 /// A JSON value inside [`StoredMetadata`].
 #[derive(Debug, Clone, PartialEq)]
 pub enum StoredValue {
+    /// `null`.
     Null,
+    /// `true` or `false`.
     Bool(bool),
+    /// A number, as serde_json holds it.
     Number(serde_json::Number),
+    /// A string.
     String(Box<str>),
+    /// An array.
     Array(Box<[StoredValue]>),
+    /// An object, keys in order.
     Object(StoredMetadata),
 }
 
 impl StoredMetadata {
+    /// Whether it holds no entries.
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
     }
 
+    /// How many entries it holds (top level only).
     pub fn len(&self) -> usize {
         self.0.len()
     }
@@ -256,6 +291,7 @@ fn check_metadata_depth(field: &'static str, depth: usize) -> Result<(), ReportE
 }
 
 impl StoredValue {
+    /// The value as a `serde_json::Value` again.
     pub fn to_value(&self) -> serde_json::Value {
         use serde_json::Value;
         match self {
@@ -343,6 +379,7 @@ impl Snapshot {
         false
     }
 
+    /// The four thread ids, owned, as a violation records them.
     pub fn summary(&self) -> ThreadIdSummary {
         let f = |t: &Option<Arc<str>>| t.as_deref().map(str::to_owned);
         ThreadIdSummary {
@@ -357,9 +394,13 @@ impl Snapshot {
 /// The four thread ids of a snapshot, as a violation records them.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ThreadIdSummary {
+    /// [`Snapshot::thread_id_user_context`].
     pub user_context: Option<String>,
+    /// [`Snapshot::thread_id_manager_context`].
     pub manager_context: Option<String>,
+    /// [`Snapshot::thread_id_isolation_key`].
     pub isolation_key: Option<String>,
+    /// [`Snapshot::thread_id_cleanup_lookup`].
     pub cleanup_lookup: Option<String>,
 }
 
@@ -377,14 +418,22 @@ impl ThreadIdSummary {
 /// Something wrong that was seen.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Violation {
+    /// Position in the whole history of violations (kept when older ones are dropped).
     pub index: u64,
+    /// When it was recorded (ms since the Unix epoch).
     pub timestamp_ms: u64,
+    /// Its type, such as [`MISMATCH`]; `type` in the JSON.
     #[serde(rename = "type")]
     pub kind: String,
+    /// `CRITICAL`, `ERROR` or `WARNING` for the tracker's own; any name from a caller.
     pub severity: String,
+    /// The operation it happened in (the report prints `unknown` when `None`).
     pub operation: Option<String>,
+    /// The snapshot that found it, for one found by taking a snapshot.
     pub snapshot_index: Option<u64>,
+    /// That snapshot's thread ids.
     pub thread_id_summary: Option<ThreadIdSummary>,
+    /// Anything else: the caller's details, or what the tracker noted.
     #[serde(default)]
     pub details: Metadata,
 }
@@ -548,12 +597,17 @@ impl LookupBase {
 /// The result of `analyze` (the suite's `analyze_consistency`, plus more).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Analysis {
+    /// Snapshots taken over the whole history, retained or not.
     pub total_snapshots: u64,
+    /// Snapshots still held (all of them unless the tracker is bounded).
     pub retained_snapshots: u64,
+    /// Violations recorded over the whole history, retained or not.
     pub total_violations: u64,
+    /// Distinct non-empty thread ids seen, in any of the four places.
     pub unique_thread_ids_found: u64,
     /// In first-seen order.
     pub thread_ids: Vec<String>,
+    /// Snapshots whose thread ids disagree.
     pub inconsistent_snapshots: u64,
     /// Violations per operation, in first-seen order.
     #[serde(with = "ordered_map")]
@@ -565,10 +619,15 @@ pub struct Analysis {
     /// Thread ids seen with each user, users and threads in first-seen order.
     #[serde(with = "ordered_map")]
     pub thread_ids_by_user: Vec<(String, Vec<String>)>,
+    /// Users seen with more than one thread id, in first-seen order.
     pub users_with_multiple_thread_ids: Vec<String>,
+    /// Index of the first inconsistent snapshot.
     pub first_divergence: Option<u64>,
+    /// Index of the last consistent snapshot before `first_divergence`.
     pub last_consistent_before_divergence: Option<u64>,
+    /// Managers created, from observed registry events.
     pub managers_created: u64,
+    /// Managers cleaned up, from observed registry events.
     pub managers_cleaned_up: u64,
     /// Created minus cleaned up, from observed registry events.
     pub leaked_managers: u64,
@@ -645,7 +704,9 @@ mod ordered_map {
 /// Snapshot and violation indexes of one `take_snapshot`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SnapshotOutcome {
+    /// The snapshot's history index.
     pub index: u64,
+    /// Whether its thread ids disagree.
     pub mismatch: bool,
     /// Indexes of the violations this snapshot recorded.
     pub violations: Vec<u64>,
@@ -729,10 +790,12 @@ impl Tracker {
         }
     }
 
+    /// When tracking started (ms since the Unix epoch); durations count from it.
     pub fn started_ms(&self) -> u64 {
         self.started_ms
     }
 
+    /// How many snapshots and violations it keeps; `None` when it keeps all.
     pub fn capacity(&self) -> Option<usize> {
         self.capacity
     }
@@ -753,10 +816,12 @@ impl Tracker {
         self.snapshots.get(index.checked_sub(first)? as usize)
     }
 
+    /// Snapshots taken over the whole history, retained or not.
     pub fn total_snapshots(&self) -> u64 {
         self.totals.snapshots
     }
 
+    /// Violations recorded over the whole history, retained or not.
     pub fn total_violations(&self) -> u64 {
         self.totals.violations
     }
@@ -1552,6 +1617,7 @@ pub struct SnapshotFilter {
 }
 
 impl SnapshotFilter {
+    /// Whether `s` meets every condition set (an empty string sets none).
     pub fn matches(&self, s: &Snapshot) -> bool {
         if let Some(u) = self.user_id.as_deref().filter(|u| !u.is_empty()) {
             if s.user_id.as_deref() != Some(u) {
@@ -1591,14 +1657,23 @@ impl Tracker {
 /// Two reports side by side (before and after a fix).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Comparison {
+    /// The consistency score before, in percent.
     pub score_before: f64,
+    /// The consistency score after, in percent.
     pub score_after: f64,
+    /// After minus before, in percentage points.
     pub score_delta: f64,
+    /// Total violations before.
     pub violations_before: u64,
+    /// Total violations after.
     pub violations_after: u64,
+    /// After minus before.
     pub violations_delta: i64,
+    /// Inconsistent snapshots, after minus before.
     pub inconsistent_delta: i64,
+    /// Unique thread ids, after minus before.
     pub unique_thread_ids_delta: i64,
+    /// Leaked managers, after minus before.
     pub leaked_managers_delta: i64,
     /// Operations whose violation count changed: (operation, before, after), in the
     /// order they first appear in `before`, then in `after`.
@@ -1608,12 +1683,16 @@ pub struct Comparison {
 /// One operation's violation count in two reports.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OperationChange {
+    /// The operation's name.
     pub operation: String,
+    /// Its violations in the first report.
     pub before: u64,
+    /// Its violations in the second report.
     pub after: u64,
 }
 
 impl Comparison {
+    /// Compares the analysis of a report `before` a change with one `after` it.
     pub fn between(before: &Analysis, after: &Analysis) -> Self {
         let d = |a: u64, b: u64| b as i64 - a as i64;
         let count = |a: &Analysis, op: &str| {
