@@ -64,23 +64,48 @@ fn is_invisible_format(c: char) -> bool {
 /// Errors of ID generation and ID parsing.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum IdError {
+    /// An argument is not of its form: a label (operation, prefix, type), a user id or
+    /// a free-text id such as a thread id.
     #[error("{what} {} is invalid: expected {expected}", shown(value))]
     InvalidPart {
+        /// Which argument, such as `operation` or `user_id`.
         what: &'static str,
+        /// The value given.
         value: String,
+        /// What the argument must be.
         expected: &'static str,
     },
+    /// A `random_length` outside 1 to 64 hex characters.
     #[error("random_length {value} is out of range: expected 1 to 64 hex characters")]
-    RandomLength { value: usize },
+    RandomLength {
+        /// The length given.
+        value: usize,
+    },
+    /// A batch count over [`crate::ids::MAX_BATCH`].
     #[error("batch count {value} is out of range: expected 0 to {max}")]
-    BatchCount { value: usize, max: usize },
+    BatchCount {
+        /// The count given.
+        value: usize,
+        /// The largest count allowed.
+        max: usize,
+    },
+    /// A connection timestamp that is not finite Unix seconds from 0 to 253402300799
+    /// (the end of year 9999).
     #[error("connection timestamp {value} is invalid: expected finite Unix seconds from 0 to 253402300799")]
-    Timestamp { value: String },
+    Timestamp {
+        /// The timestamp given, as text.
+        value: String,
+    },
+    /// An id that does not parse as the format asked for (or is over
+    /// [`crate::ids::MAX_ID_LEN`] bytes).
     #[error("id {} does not parse: expected {expected}", shown(value))]
     Unparsable {
+        /// The id given.
         value: String,
+        /// The format expected.
         expected: &'static str,
     },
+    /// The operating system's random generator failed; the text is its error.
     #[error("could not seed the random generator from the operating system: {0}")]
     Seed(String),
 }
@@ -88,41 +113,80 @@ pub enum IdError {
 /// Errors of [`crate::context::UserContext`] validation (Netra's `InvalidContextError`).
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum ContextError {
+    /// A required id is empty or only whitespace.
     #[error(
         "{field} is required: got {}, expected a non-empty, non-blank id",
         shown(value)
     )]
-    Empty { field: &'static str, value: String },
+    Empty {
+        /// The field, such as `user_id`.
+        field: &'static str,
+        /// The value given.
+        value: String,
+    },
+    /// A required id is a placeholder value such as `default` or `test` (in any case).
     #[error("{field} {} is a placeholder value: expected a real id", shown(value))]
-    Placeholder { field: &'static str, value: String },
+    Placeholder {
+        /// The field, such as `user_id`.
+        field: &'static str,
+        /// The value given.
+        value: String,
+    },
+    /// A required id shorter than 20 characters starts with a placeholder prefix such as
+    /// `temp_` (or `test_`, outside test mode).
     #[error(
         "{field} {} starts with the placeholder prefix {}: expected a real id",
         shown(value),
         shown(prefix)
     )]
     PlaceholderPrefix {
+        /// The field, such as `user_id`.
         field: &'static str,
+        /// The value given.
         value: String,
+        /// The prefix found.
         prefix: &'static str,
     },
+    /// A user id holds `:`, which separates user and thread in isolation keys.
     #[error(
         "user_id {} contains ':': expected no ':' (it separates user and thread in isolation keys)",
         shown(value)
     )]
-    ColonInUserId { value: String },
+    ColonInUserId {
+        /// The user id given.
+        value: String,
+    },
+    /// An id holds a control character.
     #[error(
         "{field} {} contains a control character: expected printable text",
         shown(value)
     )]
-    ControlCharacter { field: &'static str, value: String },
+    ControlCharacter {
+        /// The field, such as `user_id`.
+        field: &'static str,
+        /// The value given.
+        value: String,
+    },
+    /// An id over its limit: [`crate::ids::MAX_ID_LEN`] bytes, less for a thread id a
+    /// session derives a run id from.
     #[error("{field} is {len} bytes long: expected at most {max}")]
     TooLong {
+        /// The field, such as `thread_id`.
         field: &'static str,
+        /// Its length, in bytes.
         len: usize,
+        /// The limit, in bytes.
         max: usize,
     },
+    /// An `operation_depth` over [`crate::context::MAX_OPERATION_DEPTH`].
     #[error("operation_depth {value} is out of range: expected 0 to {max}")]
-    Depth { value: u64, max: u64 },
+    Depth {
+        /// The depth given.
+        value: u64,
+        /// The deepest allowed.
+        max: u64,
+    },
+    /// An id or label refused by the ID rules, such as an invalid operation.
     #[error(transparent)]
     Id(#[from] IdError),
 }
@@ -130,10 +194,21 @@ pub enum ContextError {
 /// Errors of isolation-key building and parsing.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum KeyError {
+    /// A key in neither form, or with a user or thread that breaks the id rules.
     #[error("isolation key {} does not parse: expected \"{{user_id}}:{{thread_id}}\" or the older \"{{user_id}}_thread_..._{{run token}}\"", shown(value))]
-    Unparsable { value: String },
+    Unparsable {
+        /// The key given.
+        value: String,
+    },
+    /// A key over [`crate::key::MAX_KEY_LEN`] bytes.
     #[error("isolation key is {len} bytes long: expected at most {max}")]
-    TooLong { len: usize, max: usize },
+    TooLong {
+        /// Its length, in bytes.
+        len: usize,
+        /// The limit, in bytes.
+        max: usize,
+    },
+    /// A user or thread id given to [`crate::key::IsolationKey::new`] breaks the id rules.
     #[error(transparent)]
     Part(#[from] ContextError),
 }
@@ -141,6 +216,7 @@ pub enum KeyError {
 /// Errors of the session store.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum SessionError {
+    /// An id or the operation refused by the context rules.
     #[error(transparent)]
     Context(#[from] ContextError),
 }
@@ -148,11 +224,18 @@ pub enum SessionError {
 /// Errors of the manager registry.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum RegistryError {
+    /// A create refused: the user holds `max` managers even after stale cleanup.
     #[error(
         "User {} has reached the maximum number of WebSocket managers ({max}).",
         shown_plain(user_id)
     )]
-    LimitExceeded { user_id: String, max: usize },
+    LimitExceeded {
+        /// The user.
+        user_id: String,
+        /// The per-user limit.
+        max: usize,
+    },
+    /// A connection or message of one user for another user's manager: refused.
     #[error(
         "{} user {}, but manager {} serves user {}: refused",
         connection_id.as_deref().map_or_else(|| "a message is for".to_owned(), |c| format!("connection {} belongs to", shown(c))),
@@ -161,24 +244,41 @@ pub enum RegistryError {
         shown(manager_user)
     )]
     IsolationViolation {
+        /// The manager's canonical isolation key.
         key: String,
+        /// The manager's user.
         manager_user: String,
         /// The connection refused; `None` for a message sent to another user.
         connection_id: Option<String>,
+        /// The user the connection or message is for.
         connection_user: String,
     },
+    /// No manager is registered under the key (canonical or older form).
     #[error("no manager is registered under isolation key {}", shown(key))]
-    UnknownManager { key: String },
+    UnknownManager {
+        /// The key given.
+        key: String,
+    },
+    /// The manager was deactivated: it takes no connections or messages.
     #[error("manager {} is inactive: expected an active manager", shown(key))]
-    Inactive { key: String },
+    Inactive {
+        /// The manager's canonical isolation key.
+        key: String,
+    },
+    /// A [`crate::registry::RegistryConfig`] setting out of range.
     #[error("registry setting {name} = {value} is invalid: expected {expected}")]
     Config {
+        /// The setting.
         name: &'static str,
+        /// Its value, as text.
         value: String,
+        /// The range allowed.
         expected: &'static str,
     },
+    /// An isolation key refused.
     #[error(transparent)]
     Key(#[from] KeyError),
+    /// An id refused, such as a connection id with a control character.
     #[error(transparent)]
     Context(#[from] ContextError),
 }
@@ -186,31 +286,75 @@ pub enum RegistryError {
 /// Errors of the tracker and its report JSON.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum ReportError {
+    /// A report over [`crate::tracker::ReportLimits::max_bytes`].
     #[error(
         "report is {len} bytes: expected at most {max} (raise the limit if this report is trusted)"
     )]
-    TooLarge { len: usize, max: usize },
+    TooLarge {
+        /// Its size, in bytes.
+        len: usize,
+        /// The limit, in bytes.
+        max: usize,
+    },
+    /// A report whose arrays and objects nest deeper than
+    /// [`crate::tracker::ReportLimits::max_depth`].
     #[error("report nests {depth} levels deep: expected at most {max}")]
-    TooDeep { depth: usize, max: usize },
+    TooDeep {
+        /// How deep it nests.
+        depth: usize,
+        /// The deepest allowed.
+        max: usize,
+    },
+    /// A report that is not JSON, or not of the report's shape; the text says what and
+    /// where.
     #[error("report cannot be read: {0}")]
     Json(String),
+    /// A report of a schema other than [`crate::tracker::SCHEMA`].
     #[error("report schema is {}: expected \"threadline.report/1\"", shown(found))]
-    Schema { found: String },
+    Schema {
+        /// The schema it names, or `missing`.
+        found: String,
+    },
+    /// A report field with a bad value, or lists and totals that disagree.
     #[error("report field {field} is invalid: {problem}")]
-    Field { field: String, problem: String },
+    Field {
+        /// Where, such as `snapshots[3].index`.
+        field: String,
+        /// What is wrong with it.
+        problem: String,
+    },
+    /// A tracker capacity of 0, given or read from a report.
     #[error("tracker capacity {value} is invalid: expected at least 1")]
-    Capacity { value: usize },
+    Capacity {
+        /// The capacity given.
+        value: usize,
+    },
+    /// Snapshot metadata or violation details nested deeper than
+    /// [`crate::tracker::MAX_METADATA_DEPTH`] levels.
     #[error("{field} nests more than {max} levels deep: expected at most {max}, so that a report holding it can be read back")]
-    MetadataTooDeep { field: &'static str, max: usize },
+    MetadataTooDeep {
+        /// `metadata` or `details`.
+        field: &'static str,
+        /// The deepest allowed.
+        max: usize,
+    },
+    /// An empty operation, violation type or severity.
     #[error("{field} is empty: expected a name such as {example:?}")]
     Empty {
+        /// Which name.
         field: &'static str,
+        /// A good value, for the message.
         example: &'static str,
     },
+    /// An operation, violation type or severity over [`crate::tracker::MAX_NAME_LEN`]
+    /// bytes.
     #[error("{field} is {len} bytes long: expected at most {max}")]
     TooLong {
+        /// Which name.
         field: &'static str,
+        /// Its length, in bytes.
         len: usize,
+        /// The limit, in bytes.
         max: usize,
     },
 }
@@ -219,6 +363,7 @@ pub enum ReportError {
 /// and test vectors can name an error without matching on its message. A wrapped error
 /// reports the case it wraps (`KeyError::Part(ContextError::Empty)` is `context.empty`).
 impl IdError {
+    /// The stable name of this error's case, such as `"id.unparsable"`.
     pub fn kind(&self) -> &'static str {
         match self {
             IdError::InvalidPart { .. } => "id.invalid_part",
