@@ -12,6 +12,7 @@
 //! [`entropy::Entropy`]. The `std` feature adds the system clock and an OS-seeded CSPRNG.
 
 #![forbid(unsafe_code)]
+#![warn(missing_docs)]
 
 pub mod clock;
 pub mod context;
