@@ -188,7 +188,7 @@ pub enum StoredValue {
     String(Box<str>),
     /// An array.
     Array(Box<[StoredValue]>),
-    /// An object, keys in order.
+    /// An object.
     Object(StoredMetadata),
 }
 
@@ -795,7 +795,7 @@ impl Tracker {
         self.started_ms
     }
 
-    /// How many snapshots and violations it keeps; `None` when it keeps all.
+    /// The most snapshots (and violations) it keeps; `None` when it keeps all.
     pub fn capacity(&self) -> Option<usize> {
         self.capacity
     }
