@@ -32,8 +32,9 @@ pub struct IsolationKey {
 }
 
 impl IsolationKey {
-    /// Builds the canonical key. The user id may not be empty or contain `:`; the thread
-    /// id may not be empty. No placeholder rules here: keys from any source are allowed.
+    /// Builds the canonical key. Both ids must be present (not empty or blank, no control
+    /// characters, at most `MAX_ID_LEN` bytes) and the user id may not contain `:`. No
+    /// placeholder rules here: keys from any source are allowed.
     pub fn new(user_id: &str, thread_id: &str) -> Result<Self, KeyError> {
         check_user(user_id)?;
         check_thread(thread_id)?;

@@ -1522,8 +1522,18 @@ impl Tracker {
         let mut prev: Option<u64> = None;
         for (i, v) in file.violations.into_iter().enumerate() {
             check_increasing("violations", i, &mut prev, v.index, i > 0)?;
-            check_name("violation type", &v.kind)
-                .map_err(|e| field(&format!("violations[{i}].type"), e.to_string()))?;
+            // The names `record_violation` takes, by the same rule.
+            let names = [
+                ("type", "violation type", Some(&v.kind)),
+                ("severity", "severity", Some(&v.severity)),
+                ("operation", "operation", v.operation.as_ref()),
+            ];
+            for (key, name, value) in names {
+                if let Some(value) = value {
+                    check_name(name, value)
+                        .map_err(|e| field(&format!("violations[{i}].{key}"), e.to_string()))?;
+                }
+            }
             tr.account_violation(&v);
             tr.violations.push_back(v);
         }
@@ -1694,7 +1704,14 @@ pub struct OperationChange {
 impl Comparison {
     /// Compares the analysis of a report `before` a change with one `after` it.
     pub fn between(before: &Analysis, after: &Analysis) -> Self {
-        let d = |a: u64, b: u64| b as i64 - a as i64;
+        // Exact where it fits an i64 (any count a tracker reaches), saturated beyond.
+        let d = |a: u64, b: u64| {
+            i64::try_from(i128::from(b) - i128::from(a)).unwrap_or(if b > a {
+                i64::MAX
+            } else {
+                i64::MIN
+            })
+        };
         let count = |a: &Analysis, op: &str| {
             a.operation_violations
                 .iter()

@@ -15,7 +15,7 @@ use threadline::ids::{
 use threadline::key::IsolationKey;
 use threadline::registry::{Connection, Registry, RegistryConfig};
 use threadline::session::SessionStore;
-use threadline::tracker::{ReportLimits, SnapshotInput, Tracker};
+use threadline::tracker::{Comparison, ReportLimits, SnapshotInput, Tracker};
 use threadline::{ManualClock, SeededEntropy, UserContext};
 
 const T0: u64 = 1_764_000_000_000;
@@ -951,4 +951,47 @@ fn long_numbers_and_names_in_messages_are_cut() {
         e.to_string(),
         "User user123 has reached the maximum number of WebSocket managers (20)."
     );
+}
+
+#[test]
+fn violation_names_in_a_report_follow_record_violations_rule() {
+    let mut tr = Tracker::new(T0);
+    tr.record_violation("custom", "WARNING", Some("op"), Metadata::new(), T0)
+        .unwrap();
+    let j = tr.to_json(T0);
+    let (f, p) = field_error(forged(&j, "\"severity\":\"WARNING\"", "\"severity\":\"\""));
+    assert_eq!(f, "violations[0].severity");
+    assert_eq!(p, "severity is empty: expected a name such as \"CRITICAL\"");
+    let (f, _) = field_error(forged(&j, "\"operation\":\"op\"", "\"operation\":\"\""));
+    assert_eq!(f, "violations[0].operation");
+    let long = "s".repeat(257);
+    let (f, p) = field_error(forged(
+        &j,
+        "\"severity\":\"WARNING\"",
+        &format!("\"severity\":\"{long}\""),
+    ));
+    assert_eq!(f, "violations[0].severity");
+    assert_eq!(p, "severity is 257 bytes long: expected at most 256");
+    assert!(forged(&j, "\"operation\":\"op\"", "\"operation\":null").is_ok());
+}
+
+#[test]
+fn comparing_analyses_with_huge_counts_saturates() {
+    let small = Tracker::new(T0).analyze(T0);
+    let mut huge = small.clone();
+    huge.total_violations = u64::MAX;
+    huge.inconsistent_snapshots = u64::MAX;
+    let up = Comparison::between(&small, &huge);
+    assert_eq!(
+        (up.violations_delta, up.inconsistent_delta),
+        (i64::MAX, i64::MAX)
+    );
+    let down = Comparison::between(&huge, &small);
+    assert_eq!(
+        (down.violations_delta, down.inconsistent_delta),
+        (i64::MIN, i64::MIN)
+    );
+    let mut near = small.clone();
+    near.total_violations = 5;
+    assert_eq!(Comparison::between(&near, &small).violations_delta, -5);
 }
