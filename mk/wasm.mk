@@ -63,10 +63,12 @@ wasm: wasm-tools
 		mv pkg/$$d/threadline_bg.opt.wasm pkg/$$d/threadline_bg.wasm || exit 1; \
 	done
 	@# An argument that must be an instance of a class (a UserContext for Registry.create,
-	@# ...) is checked by the glue; make its error a ThreadlineError like every other.
+	@# ...) is checked by the glue; make its error a ThreadlineError like every other, one
+	@# that says what was passed (bindings/wasm/glue/describe.js, appended).
 	for f in pkg/node/threadline.js pkg/web/threadline.js; do \
-		sed -i 's/throw new Error(`expected instance of $${klass.name}`);/throw Object.assign(new Error(`expected an instance of $${klass.name}`), { name: "ThreadlineError", kind: "argument" });/' $$f; \
+		sed -i 's/throw new Error(`expected instance of $${klass.name}`);/throw Object.assign(new Error(`expected an instance of $${klass.name}: got $${describeArgument(instance)}`), { name: "ThreadlineError", kind: "argument" });/' $$f; \
 		grep -q 'kind: "argument"' $$f || { echo "$$f: could not patch the class check"; exit 1; }; \
+		cat bindings/wasm/glue/describe.js >> $$f; \
 	done
 	@# Errors wasm-bindgen raises itself (an object used after free(), ...) are
 	@# ThreadlineErrors too: kind "freed" for a freed object, "internal" for the rest.
