@@ -39,4 +39,7 @@ function initSync() {}
 
 const api = { ThreadlineError, init, initSync, default: init };
 for (const name of NAMES) api[name] = wasm[name];
+// As TypeScript's CommonJS output expects of a module typed with a default export
+// (index.d.cts): `import init from 'threadline'` then calls `init`, not the module.
+Object.defineProperty(api, '__esModule', { value: true });
 module.exports = api;

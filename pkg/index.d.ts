@@ -304,7 +304,10 @@ export interface SnapshotInput {
 }
 
 export interface TrackerOptions {
-  /** Keep only the last `capacity` snapshots and violations; every count stays exact. */
+  /**
+   * Keep only the last `capacity` snapshots and violations (1 to 2^32-1); every count
+   * stays exact.
+   */
   capacity?: number;
   clock?: Clock;
   /** Tracking start (Unix ms); defaults to the clock's now. */
@@ -355,11 +358,15 @@ export interface ThreadGuardOptions {
   userId: string;
   /** The conversation's thread id, when already known. */
   threadId?: string | null;
-  /** Checks kept by the guard's tracker (default 1000). */
+  /** Checks kept by the guard's tracker (default 1000, at most 2^32-1). */
   capacity?: number;
   /** Operation of locally minted thread ids (default `"websocket_session"`). */
   operation?: string | null;
   testMode?: boolean | null;
+  /**
+   * Time for the guard's tracker and the ids it mints (`connected()`'s `ws_client_...`
+   * ids); given, the guard mints with its own generator, else with the shared one.
+   */
   clock?: Clock;
 }
 
@@ -395,7 +402,10 @@ export class Tracker {
   readonly totalViolations: number;
   readonly capacity: number | null;
   readonly startedMs: number;
-  /** Retained snapshots at positions `start..end` (0 = oldest retained, end exclusive, clamped). */
+  /**
+   * Retained snapshots at positions `start..end` (0 = oldest retained, end exclusive,
+   * clamped). Both must be numbers (not NaN).
+   */
   snapshotRange(start: number, end: number): Snapshot[];
   violationList(): Violation[];
   /** Positions (0 = oldest retained) of the retained snapshots the filter keeps. */

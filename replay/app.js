@@ -215,6 +215,11 @@ function offset(r, ts) {
   const d = (ts - r.startedAt) / 1000;
   return `${d < 0 ? '−' : '+'}${Math.abs(d).toFixed(3)}s`;
 }
+/** Unix ms as an ISO date, or the number itself past what a JS Date holds (±8.64e15 ms). */
+function isoTime(ms) {
+  const d = new Date(ms);
+  return Number.isNaN(d.getTime()) ? `${ms} ms` : d.toISOString();
+}
 function esc(s) {
   return String(s).replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]);
 }
@@ -1003,7 +1008,7 @@ function renderDetail() {
         <table class="threads">${threads}</table>
         ${vhtml}
         <dl class="facts">
-          ${field('time', `${offset(r, s.timestamp_ms)} <span class="muted">(${new Date(s.timestamp_ms).toISOString()})</span>`)}
+          ${field('time', `${offset(r, s.timestamp_ms)} <span class="muted">(${isoTime(s.timestamp_ms)})</span>`)}
           ${field('user', s.user_id == null ? null : `<code>${esc(s.user_id)}</code>`)}
           ${field('websocket client', s.websocket_client_id == null ? null : `<code>${esc(s.websocket_client_id)}</code>`)}
           ${field('manager instance', s.manager_instance_id)}

@@ -330,6 +330,22 @@ test('a #snapshot=N link opens the same place', async () => {
   await page.close();
 });
 
+test('a snapshot timed past what a JS Date holds shows its raw time in the detail panel', async () => {
+  // Clocks are accepted up to 2^53-1 ms; a Date holds ±8.64e15 ms.
+  const { Tracker } = await import(path.join(ROOT, 'pkg', 'index.mjs'));
+  const late = 2 ** 53 - 1;
+  const t = new Tracker({ clock: () => late });
+  t.takeSnapshot({ operation: 'late', userContextThreadId: 'thread_a', managerThreadId: 'thread_a' });
+  fs.writeFileSync(path.join(DATA, 'late-clock.json'), t.toJSON());
+  const page = await open('?report=/test-data/late-clock.json', '#snapshot=0');
+  await page.waitForSelector('#rows .row.current:not([hidden])[data-index="0"]');
+  assert.match((await current(page)).detail, /^Snapshot 0\b/);
+  const time = await page.$eval('#detail dl.facts', (dl) => dl.textContent);
+  assert.ok(time.includes(`(${late} ms)`), time);
+  assert.deepEqual(page.problems, []);
+  await page.close();
+});
+
 test('filters narrow the table', async () => {
   const page = await open(`?report=${demoUrl(bug)}`);
   const snaps = bug.json.snapshots;

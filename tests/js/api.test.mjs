@@ -238,3 +238,15 @@ test('Registry: limit, reuse, isolation, events into a tracker', () => {
   throwsKind(() => r.create({ user_id: 'u1' }), 'argument', /instance of UserContext/);
   throwsKind(() => r.drainEventsInto({}), 'argument', /instance of Tracker/);
 });
+
+test('Registry.userCounts keeps a user named "__proto__" as an own property', () => {
+  const r = new Registry({ clock: () => 1000 });
+  for (const userId of ['__proto__', 'constructor', 'u1']) {
+    r.create(new UserContext({ userId, threadId: 'thread_a', runId: 'run_a' }));
+  }
+  const counts = r.userCounts();
+  assert.ok(Object.hasOwn(counts, '__proto__'));
+  assert.equal(Object.getPrototypeOf(counts), Object.prototype);
+  assert.deepEqual(Object.entries(counts), [['__proto__', 1], ['constructor', 1], ['u1', 1]]);
+  assert.deepEqual(counts, JSON.parse('{"__proto__":1,"constructor":1,"u1":1}'));
+});

@@ -144,3 +144,59 @@ test('after all of that the module still works', () => {
   assert.equal(t.analyze().consistency_score, 100);
   assert.match(ids.userContextIds('u1', 'op').thread_id, /^thread_op_/);
 });
+
+// wasm32's usize is 32 bits: a size past it is refused (or the core's range refuses it),
+// never wrapped, and every message quotes the number as JS prints it.
+test('sizes of 2^32 and more are refused, not wrapped', () => {
+  throwsKind(() => new Tracker({ capacity: 2 ** 32 + 5 }), 'argument', /^Tracker options\.capacity must be a whole number from 0 to 2\^32-1: got 4294967301$/);
+  throwsKind(() => new Tracker({ capacity: 2 ** 32 }), 'argument', /got 4294967296$/);
+  assert.equal(new Tracker({ capacity: 2 ** 32 - 1 }).capacity, 2 ** 32 - 1);
+  throwsKind(() => new ThreadGuard({ userId: 'u1', capacity: 2 ** 32 + 2 }), 'argument', /^ThreadGuard options\.capacity must be a whole number from 0 to 2\^32-1: got 4294967298$/);
+});
+
+test('numbers past 32 bits are quoted as given in the core messages', () => {
+  const big = 2 ** 53 - 1;
+  throwsKind(() => ids.baseId('p', { randomLength: big }), 'id.random_length', /^random_length 9007199254740991 is out of range: expected 1 to 64 hex characters$/);
+  throwsKind(() => ids.baseId('p', { randomLength: 2 ** 32 - 1 }), 'id.random_length', /^random_length 4294967295 is out/);
+  throwsKind(() => ids.batchIds('p', big), 'id.batch_count', /^batch count 9007199254740991 is out of range: expected 0 to 100000$/);
+  throwsKind(() => new Registry({ maxManagersPerUser: big }), 'registry.config', /^registry setting max_managers_per_user = 9007199254740991 is invalid: expected 1 to 1000000$/);
+});
+
+test('a bad connection timestamp is quoted as JS prints it', () => {
+  for (const [ts, text] of [[-1, '-1'], [Infinity, 'Infinity'], [-Infinity, '-Infinity'], [NaN, 'NaN'], [1.5e300, '1.5e+300'], [253402300800, '253402300800']]) {
+    for (const call of [() => ids.websocketClientId('u', ts), () => ids.websocketConnectionId('u', ts)]) {
+      const e = throwsKind(call, 'id.timestamp');
+      assert.equal(e.message, `connection timestamp ${text} is invalid: expected finite Unix seconds from 0 to 253402300799`);
+    }
+  }
+  assert.match(ids.websocketClientId('u', 253402300799), /^ws_client_u_253402300799000_/);
+});
+
+test('snapshotRange refuses what is not a number, saying what it was', () => {
+  const tr = new Tracker();
+  throwsKind(() => tr.snapshotRange(), 'argument', /^start must be a number: got undefined$/);
+  throwsKind(() => tr.snapshotRange(undefined, 2), 'argument', /^start must be a number: got undefined$/);
+  throwsKind(() => tr.snapshotRange('0', 2), 'argument', /^start must be a number: got the string "0"$/);
+  throwsKind(() => tr.snapshotRange(0, null), 'argument', /^end must be a number: got null$/);
+  throwsKind(() => tr.snapshotRange(NaN, 1), 'argument', /^start must be a number: got the number NaN$/);
+  assert.deepEqual(tr.snapshotRange(0, Infinity), []);
+});
+
+test('an argument that must be an instance of a class: the message says what was passed', () => {
+  const r = new Registry();
+  const expected = (cls, got) => new RegExp(`^expected an instance of ${cls}: got ${got}$`);
+  throwsKind(() => r.create({}), 'argument', expected('UserContext', 'an object'));
+  throwsKind(() => r.create(undefined), 'argument', expected('UserContext', 'undefined'));
+  throwsKind(() => r.create('ctx'), 'argument', expected('UserContext', 'the string "ctx"'));
+  throwsKind(() => r.create(new Tracker()), 'argument', expected('UserContext', 'an instance of Tracker'));
+  throwsKind(() => r.drainEventsInto([]), 'argument', expected('Tracker', 'an array'));
+  throwsKind(() => SessionStore.withIds({}), 'argument', expected('IdGenerator', 'an object'));
+  throwsKind(() => SessionStore.withIds(7), 'argument', expected('IdGenerator', 'the number 7'));
+});
+
+test('a lone surrogate is quoted in the message, escaped as JSON writes it', () => {
+  throwsKind(() => tl.parseId('\ud800x'), 'argument', /^id "\\ud800x" contains a lone UTF-16 surrogate: expected well-formed text$/);
+  throwsKind(() => new ThreadGuard({ userId: 'a\udc00' }), 'argument', /^ThreadGuard options\.userId "a\\udc00" contains a lone UTF-16 surrogate/);
+  const long = throwsKind(() => tl.parseId(`\ud800${'x'.repeat(100)}`), 'argument');
+  assert.equal(long.message, `id "\\ud800${'x'.repeat(63)}"… (101 UTF-16 units) contains a lone UTF-16 surrogate: expected well-formed text`);
+});

@@ -160,3 +160,15 @@ test('bad guard options throw typed errors', () => {
   throwsKind(() => g.connected(12), 'argument');
   assert.equal(new ThreadGuard({ userId: 'test_user', testMode: true }).userId, 'test_user');
 });
+
+test("connected() mints the client id by the guard's clock", () => {
+  const g = new ThreadGuard({ userId: 'u1', clock: () => 1_700_000_000_000 });
+  assert.match(g.connected(), /^ws_client_u1_1700000000000_\d+_[0-9a-f]{8}$/);
+  const t = 1_700_000_000_000;
+  const ids = new tl.IdGenerator({ clock: () => t });
+  assert.match(ids.websocketClientId('u1'), /^ws_client_u1_1700000000000_1_[0-9a-f]{8}$/);
+  // Without a clock, Date.now's.
+  const before = Date.now();
+  const ms = Number(new ThreadGuard({ userId: 'u1' }).connected().split('_')[3]);
+  assert.ok(ms >= before && ms <= Date.now(), `${ms}`);
+});

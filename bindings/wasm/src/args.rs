@@ -55,6 +55,40 @@ pub fn core<E: CoreError>(e: E) -> JsValue {
     error(e.error_kind(), &e.to_string())
 }
 
+/// A whole number as a length or count the core checks against its own range. wasm32's
+/// usize is 32 bits: a larger number goes in as `usize::MAX`, which every such range
+/// refuses, and `core_sized` quotes the number as given in the core's message.
+pub fn sized(n: u64) -> usize {
+    usize::try_from(n).unwrap_or(usize::MAX)
+}
+
+/// A core error about a number read by `sized`, quoting `n` rather than `usize::MAX`.
+pub fn core_sized<E: CoreError>(e: E, n: u64) -> JsValue {
+    sized_error(e.error_kind(), e.to_string(), n)
+}
+
+fn sized_error(kind: &str, m: String, n: u64) -> JsValue {
+    match m.as_bytes().windows(10).position(|w| w == b"4294967295") {
+        Some(at) => requoted(kind, &m, at, n as f64),
+        None => error(kind, &m),
+    }
+}
+
+/// A core error whose message quotes a number at byte `at` (up to the next space), with
+/// the number as JS prints it instead. A byte search and a copy: `str::replacen` and
+/// `String::replace_range` cost kilobytes of .wasm.
+pub fn requoted(kind: &str, m: &str, at: usize, n: f64) -> JsValue {
+    let end = m
+        .bytes()
+        .skip(at)
+        .position(|b| b == b' ')
+        .map_or(m.len(), |i| at + i);
+    let mut given = m[..at].to_owned();
+    given.push_str(&number_text(n));
+    given.push_str(&m[end..]);
+    error(kind, &given)
+}
+
 /// How a value is described in an argument error: its type, and short values.
 pub fn describe(v: &JsValue) -> String {
     if v.is_undefined() {
@@ -99,24 +133,13 @@ pub fn nullable<S: AsRef<str>>(v: Option<S>) -> JsValue {
     }
 }
 
-thread_local! {
-    /// Matches a lone UTF-16 surrogate (with the `u` flag, paired ones are one code point).
-    static LONE_SURROGATE: (js_sys::RegExp, Option<js_sys::Function>) = {
-        let re = js_sys::RegExp::new("\\p{Cs}", "u");
-        let test = js_sys::Reflect::get(&re, &JsValue::from_str("test"))
-            .ok()
-            .and_then(|f| f.dyn_into::<js_sys::Function>().ok());
-        (re, test)
-    };
-}
-
-/// Whether a JS string holds a lone surrogate, which has no UTF-8 form: converting it
-/// would silently turn it into U+FFFD, and two different ids into one.
-fn has_lone_surrogate(v: &JsValue) -> bool {
-    LONE_SURROGATE.with(|(re, test)| match test {
-        Some(t) => t.call1(re, v).map(|r| r.is_truthy()).unwrap_or(true),
-        None => true,
-    })
+#[wasm_bindgen(module = "/js/args.js")]
+extern "C" {
+    /// The string quoted as JSON writes it (a lone surrogate as `\ud800`), when it holds
+    /// a lone UTF-16 surrogate: that has no UTF-8 form, and converting it would silently
+    /// turn it into U+FFFD, and two different ids into one. `None` for well-formed text.
+    #[wasm_bindgen(js_name = loneSurrogate)]
+    fn lone_surrogate(v: &JsValue) -> Option<String>;
 }
 
 /// A required string argument: a JS string of well-formed UTF-16.
@@ -127,13 +150,13 @@ pub fn string(v: &JsValue, name: &str) -> JsResult<String> {
             describe(v)
         )));
     }
-    if has_lone_surrogate(v) {
+    if let Some(shown) = lone_surrogate(v) {
         return Err(argument(format!(
-            "{name} contains a lone UTF-16 surrogate: expected well-formed text"
+            "{name} {shown} contains a lone UTF-16 surrogate: expected well-formed text"
         )));
     }
-    v.as_string()
-        .ok_or_else(|| argument(format!("{name} must be a string: got {}", describe(v))))
+    // A JS string always converts.
+    Ok(v.as_string().unwrap_or_default())
 }
 
 /// An optional string argument: `undefined` and `null` are absent.
@@ -147,21 +170,30 @@ pub fn opt_string(v: &JsValue, name: &str) -> JsResult<Option<String>> {
 
 /// A whole, non-negative number that a JS number holds exactly.
 pub fn whole(v: &JsValue, name: &str) -> JsResult<u64> {
+    whole_to(v, name, MAX_SAFE, "2^53-1")
+}
+
+/// A whole number from 0 to `max` (`max_text` in messages).
+fn whole_to(v: &JsValue, name: &str, max: f64, max_text: &str) -> JsResult<u64> {
     let n = v.as_f64().ok_or_else(|| {
         argument(format!(
             "{name} must be a whole number: got {}",
             describe(v)
         ))
     })?;
-    whole_f64(n, name)
+    whole_f64_to(n, name, max, max_text)
 }
 
 pub fn whole_f64(n: f64, name: &str) -> JsResult<u64> {
-    if n.is_finite() && n >= 0.0 && n.fract() == 0.0 && n <= MAX_SAFE {
+    whole_f64_to(n, name, MAX_SAFE, "2^53-1")
+}
+
+fn whole_f64_to(n: f64, name: &str, max: f64, max_text: &str) -> JsResult<u64> {
+    if n.is_finite() && n >= 0.0 && n.fract() == 0.0 && n <= max {
         Ok(n as u64)
     } else {
         Err(argument(format!(
-            "{name} must be a whole number from 0 to 2^53-1: got {}",
+            "{name} must be a whole number from 0 to {max_text}: got {}",
             number_text(n)
         )))
     }
@@ -228,6 +260,16 @@ impl Options {
             return Ok(None);
         }
         whole(&v, &self.name(key)).map(Some)
+    }
+
+    /// A whole number used as a size or count: wasm32's usize is 32 bits, so a larger
+    /// number is refused rather than wrapped.
+    pub fn size(&self, key: &str) -> JsResult<Option<usize>> {
+        let v = self.get(key)?;
+        if v.is_undefined() || v.is_null() {
+            return Ok(None);
+        }
+        whole_to(&v, &self.name(key), u32::MAX as f64, "2^32-1").map(|n| Some(n as usize))
     }
 
     pub fn bool(&self, key: &str) -> JsResult<Option<bool>> {

@@ -22,7 +22,7 @@ use crate::ids::{shared, Gen};
 use crate::tracker::{Shared, SharedTracker, Tracker};
 
 /// Default number of checks the guard's tracker keeps.
-const DEFAULT_CAPACITY: u64 = 1000;
+const DEFAULT_CAPACITY: usize = 1000;
 
 /// Where the held thread id came from.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -247,19 +247,21 @@ impl ThreadGuard {
         .user_context_ids(&user, &operation)
         .map_err(core)?;
         let clock = JsClock::from_options(&o)?;
-        let capacity = o.whole("capacity")?.unwrap_or(DEFAULT_CAPACITY);
+        let capacity = o.size("capacity")?.unwrap_or(DEFAULT_CAPACITY);
         let started = clock.now()?;
-        let tracker = threadline::Tracker::seeded(
-            started,
-            Some(capacity as usize),
-            crate::args::hash_seed()?,
-        )
-        .map_err(core)?;
+        let tracker =
+            threadline::Tracker::seeded(started, Some(capacity), crate::args::hash_seed()?)
+                .map_err(core)?;
+        // Ids are minted by the guard's clock: the shared generator reads `Date.now()`.
+        let gen = match &clock {
+            JsClock::Date => shared()?,
+            JsClock::Func(_) => Rc::new(Gen::new(None, clock.clone())?),
+        };
         let mut g = ThreadGuard {
             user_id: user,
             operation,
             thread: None,
-            gen: shared()?,
+            gen,
             tracker: Shared::new(tracker, clock),
             websocket_client_id: None,
             connections: 0,

@@ -9,7 +9,7 @@ use wasm_bindgen::prelude::*;
 
 use threadline::context::ContextBuilder;
 use threadline::key::KeyForm;
-use threadline::{ManualClock, SeededEntropy, ValidationRules};
+use threadline::{IdError, ManualClock, SeededEntropy, ValidationRules};
 
 use crate::args::{self, argument, core, to_js, JsClock, JsResult, Options};
 
@@ -22,7 +22,7 @@ pub struct Gen {
 }
 
 impl Gen {
-    fn new(seed: Option<u64>, source: JsClock) -> JsResult<Self> {
+    pub fn new(seed: Option<u64>, source: JsClock) -> JsResult<Self> {
         let entropy = match seed {
             Some(s) => SeededEntropy::from_seed(s),
             None => SeededEntropy::from_os().map_err(core)?,
@@ -80,12 +80,20 @@ fn opt_timestamp(v: &JsValue) -> JsResult<Option<f64>> {
     if v.is_undefined() || v.is_null() {
         return Ok(None);
     }
-    v.as_f64().map(Some).ok_or_else(|| {
+    let ts = v.as_f64().ok_or_else(|| {
         argument(format!(
             "connectionTimestamp must be Unix seconds (a number): got {}",
             args::describe(v)
         ))
-    })
+    })?;
+    // The core's range, checked first so the message quotes the number as JS prints it
+    // (the core writes Rust's `-1.0`, `inf`).
+    if !(0.0..=253_402_300_799.0).contains(&ts) {
+        return Err(core(IdError::Timestamp {
+            value: args::number_text(ts),
+        }));
+    }
+    Ok(Some(ts))
 }
 
 fn opt_label(v: &JsValue, name: &str, default: &str) -> JsResult<String> {
@@ -148,11 +156,10 @@ impl IdGenerator {
         )?;
         let include = o.bool("includeRandom")?.unwrap_or(true);
         let len = o.whole("randomLength")?.unwrap_or(8);
-        let len = usize::try_from(len).unwrap_or(usize::MAX);
         self.gen
             .at_now()?
-            .base_id(&prefix, include, len)
-            .map_err(core)
+            .base_id(&prefix, include, args::sized(len))
+            .map_err(|e| args::core_sized(e, len))
     }
 
     /// `{prefix}_{h8}` (Netra's `generate_id`).
@@ -239,11 +246,10 @@ impl IdGenerator {
         let prefix = args::string(&prefix, "prefix")?;
         let count = args::whole(&count, "count")?;
         let include = opt_bool(&include_random, "includeRandom", true)?;
-        let count = usize::try_from(count).unwrap_or(usize::MAX);
         self.gen
             .at_now()?
-            .batch_ids(&prefix, count, include)
-            .map_err(core)
+            .batch_ids(&prefix, args::sized(count), include)
+            .map_err(|e| args::core_sized(e, count))
     }
 
     /// The older manager run format `run_{threadId}_{ms % 100000}_{h8}`.

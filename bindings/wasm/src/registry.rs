@@ -10,6 +10,13 @@ use crate::args::{self, argument, core, to_js, JsClock, JsResult, Options};
 use crate::ids::UserContext;
 use crate::tracker::Tracker;
 
+#[wasm_bindgen(module = "/js/args.js")]
+extern "C" {
+    /// Defines `obj[key] = value` as an own enumerable property, as `JSON.parse` does.
+    #[wasm_bindgen(js_name = setOwn)]
+    fn set_own(obj: &js_sys::Object, key: &str, value: f64);
+}
+
 /// The manager registry.
 #[wasm_bindgen]
 pub struct Registry {
@@ -79,8 +86,9 @@ impl Registry {
             ],
         )?;
         let mut c = RegistryConfig::default();
-        if let Some(v) = o.whole("maxManagersPerUser")? {
-            c.max_managers_per_user = usize::try_from(v).unwrap_or(usize::MAX);
+        let max = o.whole("maxManagersPerUser")?;
+        if let Some(v) = max {
+            c.max_managers_per_user = args::sized(v);
         }
         if let Some(v) = o.whole("proactiveCleanupPercent")? {
             c.proactive_cleanup_percent = u8::try_from(v).map_err(|_| {
@@ -101,7 +109,8 @@ impl Registry {
         }
         let clock = JsClock::from_options(&o)?;
         Ok(Registry {
-            core: threadline::Registry::new(c).map_err(core)?,
+            core: threadline::Registry::new(c)
+                .map_err(|e| args::core_sized(e, max.unwrap_or(0)))?,
             clock,
         })
     }
@@ -287,9 +296,11 @@ impl Registry {
     /// Managers per user, `{ [userId]: count }`, users sorted.
     #[wasm_bindgen(js_name = userCounts)]
     pub fn user_counts(&self) -> JsResult<JsValue> {
+        // Through JSON, so a user named "__proto__" is an own property like any other.
         let obj = js_sys::Object::new();
         for (u, n) in self.core.user_counts() {
-            js_sys::Reflect::set(&obj, &JsValue::from_str(&u), &JsValue::from(n as f64))?;
+            // Defined, not set: a user named "__proto__" is an own property like any other.
+            set_own(&obj, &u, n as f64);
         }
         Ok(obj.into())
     }

@@ -207,10 +207,16 @@ impl SnapshotArgs {
     }
 }
 
-fn position(v: f64, len: usize, name: &str) -> JsResult<usize> {
-    if v.is_nan() {
-        return Err(argument(format!("{name} must be a number: got NaN")));
-    }
+fn position(v: &JsValue, len: usize, name: &str) -> JsResult<usize> {
+    let v = match v.as_f64() {
+        Some(n) if !n.is_nan() => n,
+        _ => {
+            return Err(argument(format!(
+                "{name} must be a number: got {}",
+                args::describe(v)
+            )))
+        }
+    };
     Ok(if v <= 0.0 {
         0
     } else if v >= len as f64 {
@@ -236,7 +242,7 @@ impl Tracker {
             Some(t) => t,
             None => clock.now()?,
         };
-        let capacity = o.whole("capacity")?.map(|c| c as usize);
+        let capacity = o.size("capacity")?;
         let core =
             threadline::Tracker::seeded(started, capacity, args::hash_seed()?).map_err(core)?;
         Ok(Tracker {
@@ -431,11 +437,11 @@ impl Tracker {
 
     /// Retained snapshots at positions `start..end` (0 = oldest retained; clamped).
     #[wasm_bindgen(js_name = snapshotRange)]
-    pub fn snapshot_range(&self, start: f64, end: f64) -> JsResult<JsValue> {
+    pub fn snapshot_range(&self, start: JsValue, end: JsValue) -> JsResult<JsValue> {
         self.with(|s| {
             let snaps = s.core.snapshots();
-            let a = position(start, snaps.len(), "start")?;
-            let b = position(end, snaps.len(), "end")?.max(a);
+            let a = position(&start, snaps.len(), "start")?;
+            let b = position(&end, snaps.len(), "end")?.max(a);
             let part: Vec<_> = snaps.range(a..b).collect();
             to_js(&part)
         })
