@@ -12,7 +12,7 @@ const SHOWN_CHARS: usize = 64;
 /// way Rust writes them (`\n`, `\u{200b}`), cut after 64 characters with the full length
 /// noted.
 pub fn shown(value: &str) -> String {
-    let cut = value.char_indices().nth(SHOWN_CHARS).map(|(i, _)| i);
+    let cut = cut_at(value);
     let mut out = String::with_capacity(value.len().min(4 * SHOWN_CHARS) + 24);
     push_quoted(&mut out, &value[..cut.unwrap_or(value.len())]);
     if cut.is_some() {
@@ -26,10 +26,15 @@ pub fn shown(value: &str) -> String {
 /// A value as a message shows it unquoted (a number's text, or a user id where Netra's
 /// message has it bare): as it is, or cut after 64 characters with the full length noted.
 pub fn shown_plain(value: &str) -> std::borrow::Cow<'_, str> {
-    match value.char_indices().nth(SHOWN_CHARS) {
+    match cut_at(value) {
         None => value.into(),
-        Some((cut, _)) => format!("{}… ({} bytes)", &value[..cut], value.len()).into(),
+        Some(cut) => format!("{}… ({} bytes)", &value[..cut], value.len()).into(),
     }
+}
+
+/// Where a message cuts `value`: after 64 characters, or `None` when it is shorter.
+fn cut_at(value: &str) -> Option<usize> {
+    value.char_indices().nth(SHOWN_CHARS).map(|(i, _)| i)
 }
 
 /// Appends `value` quoted for a message. Written out rather than `{:?}`: Debug's

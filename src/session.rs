@@ -106,25 +106,6 @@ impl SessionStore {
         }
         check_label("operation", operation).map_err(crate::error::ContextError::from)?;
         let slot = thread_id.unwrap_or(DEFAULT_SLOT);
-        let existing = self
-            .by_user
-            .get(user_id)
-            .is_some_and(|m| m.contains_key(slot));
-        if let (false, Some(t), None) = (existing, thread_id, run_id) {
-            // A new session derives `run_{thread_id}_{ms % 100000}_{h8}` (at most 19 bytes
-            // around the thread id), which must fit the id limit too; checked before
-            // anything is minted, so a refused call changes nothing.
-            let max = MAX_ID_LEN - MANAGER_RUN_EXTRA;
-            if t.len() > max {
-                return Err(crate::error::ContextError::TooLong {
-                    field: "thread_id",
-                    len: t.len(),
-                    max,
-                }
-                .into());
-            }
-        }
-
         if let Some(s) = self.by_user.get_mut(user_id).and_then(|m| m.get_mut(slot)) {
             let minted = ids
                 .user_context_ids(user_id, operation)
@@ -145,6 +126,20 @@ impl SessionStore {
             });
         }
 
+        if let (Some(t), None) = (thread_id, run_id) {
+            // A new session derives `run_{thread_id}_{ms % 100000}_{h8}` (at most 19 bytes
+            // around the thread id), which must fit the id limit too; checked before
+            // anything is minted, so a refused call changes nothing.
+            let max = MAX_ID_LEN - MANAGER_RUN_EXTRA;
+            if t.len() > max {
+                return Err(crate::error::ContextError::TooLong {
+                    field: "thread_id",
+                    len: t.len(),
+                    max,
+                }
+                .into());
+            }
+        }
         let minted = ids
             .user_context_ids(user_id, operation)
             .map_err(crate::error::ContextError::from)?;
