@@ -219,14 +219,16 @@ impl StoredMetadata {
     /// keys the last one kept (as inserting them into a map one by one would).
     pub fn from_entries(mut entries: Vec<(Box<str>, StoredValue)>) -> Self {
         entries.sort_by(|a, b| a.0.cmp(&b.0)); // stable: equal keys keep their order
-        let mut out: Vec<(Box<str>, StoredValue)> = Vec::with_capacity(entries.len());
-        for e in entries {
-            match out.last_mut() {
-                Some(last) if last.0 == e.0 => *last = e,
-                _ => out.push(e),
+                                               // In place (one allocation less per map): of a run of equal keys the last value
+                                               // is swapped forward into the entry that stays.
+        entries.dedup_by(|later, kept| {
+            let same = later.0 == kept.0;
+            if same {
+                std::mem::swap(later, kept);
             }
-        }
-        Self(out.into_boxed_slice())
+            same
+        });
+        Self(entries.into_boxed_slice())
     }
 
     fn from_map(m: serde_json::Map<String, serde_json::Value>) -> Self {
@@ -2849,6 +2851,16 @@ ANALYSIS:
             e.iter().nth(1).map(|(_, v)| v),
             Some(&StoredValue::Bool(true))
         );
+        let n = |i: i64| StoredValue::Number(i.into());
+        let e = StoredMetadata::from_entries(vec![
+            ("c".into(), n(1)),
+            ("c".into(), n(2)),
+            ("a".into(), n(3)),
+            ("c".into(), n(4)),
+            ("a".into(), n(5)),
+        ]);
+        let got: Vec<(&str, &StoredValue)> = e.iter().collect();
+        assert_eq!(got, [("a", &n(5)), ("c", &n(4))]);
     }
 
     #[test]

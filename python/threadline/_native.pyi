@@ -38,6 +38,7 @@ __all__ = [
     "ManagerHandle",
     "ManagerTable",
     "ReentrantLock",
+    "SuiteTracker",
     "Snapshot",
     "Tracker",
 ]
@@ -412,6 +413,31 @@ class Snapshot:
     def get_thread_id_summary(self) -> Dict[str, str]: ...
     def to_dict(self) -> Dict[str, Any]: ...
 
+_S = TypeVar("_S", bound="SuiteTracker")
+
+@disjoint_base
+class SuiteTracker:
+    """Base of the Netra drop-in's `ThreadIDConsistencyTracker`: `take_snapshot` of the
+    drop-in's own context and manager runs natively; other calls go to the subclass's
+    `_take_snapshot_general`."""
+
+    def __new__(cls: type[_S], *args: Any, **kwargs: Any) -> _S: ...
+    current_operation: Optional[str]
+    @property
+    def native(self) -> Tracker: ...
+    @native.setter
+    def native(self, tracker: Tracker) -> None: ...
+    @staticmethod
+    def _register_fast_types(context_type: type, manager_type: type) -> None: ...
+    def take_snapshot(
+        self,
+        operation: str,
+        user_context: Any = None,
+        manager: Any = None,
+        isolation_key: Optional[str] = None,
+        **kwargs: Any,
+    ) -> Snapshot: ...
+
 @final
 class Tracker:
     def __new__(cls, capacity: Optional[int] = None, *, started_ms: Optional[int] = None) -> Tracker: ...
@@ -429,16 +455,6 @@ class Tracker:
         cleanup_lookup_thread_id: Optional[str] = None,
         metadata: Optional[Dict[str, Any]] = None,
         now_ms: Optional[int] = None,
-    ) -> Snapshot: ...
-    def take_snapshot_of(
-        self,
-        operation: str,
-        context: Optional[UserContext],
-        manager_context: Optional[UserContext],
-        manager_instance_id: Optional[int],
-        isolation_key: Optional[str],
-        metadata: Optional[Dict[str, Any]],
-        /,
     ) -> Snapshot: ...
     def simulate_cleanup_lookup(
         self,

@@ -991,33 +991,31 @@ class _LiveList(Sequence[Any]):
         return repr(list(self))
 
 
-class ThreadIDConsistencyTracker:
+class ThreadIDConsistencyTracker(_native.SuiteTracker):
     """The suite's tracker over the core's: the isolation key's whole thread id, cleanup
     lookups in the mismatch check. Accepts native and duck-typed contexts and managers
     (anything with `.thread_id`, `.user_id`, `.websocket_client_id`; a manager with
-    `.user_context`)."""
+    `.user_context`).
+
+    `take_snapshot` is the native base's: a call with this module's context and manager
+    and a `str` key is recorded without a Python frame; any other call comes to
+    `_take_snapshot_general` below."""
 
     def __init__(self, capacity: Optional[int] = None) -> None:
-        self._tracker = _native.Tracker(capacity)
-        self._take_snapshot_of = self._tracker.take_snapshot_of
-        self.start_time: float = self._tracker.started_ms / 1000
-        self.current_operation: Optional[str] = None
+        self.native = _native.Tracker(capacity)
+        self.start_time: float = self.native.started_ms / 1000
+        self.current_operation = None
 
     @classmethod
     def from_json(cls, text: str) -> "ThreadIDConsistencyTracker":
         """A tracker read back from report JSON (as written by `to_json`)."""
         self = cls.__new__(cls)
-        self._tracker = _native.Tracker.from_json(text)
-        self._take_snapshot_of = self._tracker.take_snapshot_of
-        self.start_time = self._tracker.started_ms / 1000
+        self.native = _native.Tracker.from_json(text)
+        self.start_time = self.native.started_ms / 1000
         self.current_operation = None
         return self
 
-    @property
-    def native(self) -> _native.Tracker:
-        return self._tracker
-
-    def take_snapshot(
+    def _take_snapshot_general(
         self,
         operation: str,
         user_context: Any = None,
@@ -1025,26 +1023,8 @@ class ThreadIDConsistencyTracker:
         isolation_key: Optional[str] = None,
         **kwargs: Any,
     ) -> ThreadIdSnapshot:
-        """Records the thread ids of a context, a manager and an isolation key; extra
-        keyword arguments land in the snapshot's metadata (`thread_id_cleanup_lookup=`
-        is the looked-up thread id and takes part in the check)."""
-        self.current_operation = operation
-        # The usual call (this module's context and manager, a str key, no cleanup
-        # lookup) goes to the core in one positional call.
-        if (
-            type(user_context) is UserExecutionContext
-            and type(manager) is IsolatedWebSocketManager
-            and type(isolation_key) is str
-            and "thread_id_cleanup_lookup" not in kwargs
-        ):
-            return self._take_snapshot_of(
-                operation,
-                user_context._ctx,
-                manager._user_context._ctx,
-                id(manager),
-                isolation_key or None,
-                kwargs or None,
-            )
+        """`take_snapshot` of anything but this module's own objects (the native base
+        has set `current_operation`)."""
         ctx: Optional[_native.UserContext] = None
         uid = uthread = ws = None
         if user_context is not None:
@@ -1070,7 +1050,7 @@ class ThreadIDConsistencyTracker:
                     uid = _opt_text(getattr(mctx, "user_id", None))
         lookup = _opt_text(kwargs.pop("thread_id_cleanup_lookup", None)) if kwargs else None
         key = (isolation_key if type(isolation_key) is str else _opt_text(isolation_key)) if isolation_key else None
-        return self._tracker.take_snapshot(
+        return self.native.take_snapshot(
             operation,
             context=ctx,
             user_id=uid,
@@ -1085,36 +1065,36 @@ class ThreadIDConsistencyTracker:
 
     def record_violation(self, violation_type: str, severity: str, **kwargs: Any) -> None:
         operation = _opt_text(kwargs.pop("operation", None))
-        self._tracker.record_violation(violation_type, severity, operation, kwargs or None)
+        self.native.record_violation(violation_type, severity, operation, kwargs or None)
 
     def simulate_cleanup_lookup(self, target_thread_id: str) -> ThreadIdSnapshot:
         """A cleanup looking for `target_thread_id`, checked against the latest manager."""
-        return self._tracker.simulate_cleanup_lookup(
+        return self.native.simulate_cleanup_lookup(
             target_thread_id, None, {"lookup_target": target_thread_id, "simulated_operation": True}
         )
 
     def analyze_consistency(self) -> Dict[str, Any]:
-        a = self._tracker.analyze()
+        a = self.native.analyze()
         if a["total_snapshots"] < 2:
             return {"status": "insufficient_data", "snapshots_count": a["total_snapshots"]}
         return {k: a[k] for k in _ANALYSIS_KEYS}
 
     def analyze(self) -> Dict[str, Any]:
         """Everything the core's analysis has (per-user thread ids, first divergence, leaks)."""
-        return self._tracker.analyze()
+        return self.native.analyze()
 
     def get_detailed_report(self) -> str:
-        return self._tracker.report_text()
+        return self.native.report_text()
 
     def to_json(self) -> str:
-        return self._tracker.to_json()
+        return self.native.to_json()
 
     def save_json(self, path: "os.PathLike[str] | str") -> None:
         with open(path, "w", encoding="utf-8") as f:
-            f.write(self._tracker.to_json())
+            f.write(self.native.to_json())
 
     def observe(self, event: _native.RegistryEvent) -> None:
-        self._tracker.observe(event)
+        self.native.observe(event)
 
     def observe_factory(self, factory: WebSocketManagerFactory) -> None:
         factory.add_observer(self)
@@ -1122,14 +1102,17 @@ class ThreadIDConsistencyTracker:
     @property
     def snapshots(self) -> Sequence[ThreadIdSnapshot]:
         """The retained snapshots, oldest first: a live read-only sequence."""
-        t = self._tracker
+        t = self.native
         return _LiveList(t.__len__, t.snapshot_at)
 
     @property
     def violations(self) -> Sequence[Dict[str, Any]]:
         """The retained violations as dicts, oldest first: a live read-only sequence."""
-        t = self._tracker
+        t = self.native
         return _LiveList(t.retained_violations, t.violation_at)
+
+
+_native.SuiteTracker._register_fast_types(UserExecutionContext, IsolatedWebSocketManager)
 
 
 # ---- import aliases ---------------------------------------------------------------

@@ -364,3 +364,102 @@ def test_a_copied_context_works_with_the_factory():
         assert await f.create_manager(pickle.loads(pickle.dumps(ctx))) is m
 
     asyncio.run(body())
+
+
+def _fields(s):
+    d = s.to_dict()
+    d.pop("timestamp_ms")
+    return d
+
+
+def test_tracker_take_snapshot_native_path_binds_arguments_like_python():
+    async def body():
+        f = WebSocketManagerFactory()
+        ctx = UserExecutionContext.from_websocket_request("bind-user")
+        mgr = await f.create_manager(ctx)
+        key = mgr.isolation_key
+        fast, slow = ThreadIDConsistencyTracker(), ThreadIDConsistencyTracker()
+
+        class Ctx(UserExecutionContext):
+            __slots__ = ()
+
+        sub = Ctx(ctx.user_id, ctx.thread_id, ctx.run_id, ctx.request_id, ctx.websocket_client_id)
+        calls = [
+            (("create",), dict(user_context=ctx, manager=mgr, isolation_key=key, metadata={"i": 1})),
+            (("positional", ctx, mgr, key), {}),
+            (("nones", None, None, None), {"extra": None}),
+            (("empty_key",), dict(user_context=ctx, manager=mgr, isolation_key="")),
+            (("context_only",), dict(user_context=ctx)),
+            (("manager_only",), dict(manager=mgr)),
+            (("key_only",), dict(isolation_key=key)),
+            (("subclass_context",), dict(user_context=sub, manager=mgr, isolation_key=key)),
+            (("lookup",), dict(user_context=ctx, manager=mgr, thread_id_cleanup_lookup="thread_other")),
+        ]
+        for args, kwargs in calls:
+            a = fast.take_snapshot(*args, **kwargs)
+            assert fast.current_operation == args[0]
+            b = slow._take_snapshot_general(*args, **dict(kwargs))
+            assert _fields(a) == _fields(b), args[0]
+        assert _fields(fast.snapshots[0])["manager_instance_id"] == id(mgr)
+        assert fast.snapshots[0].metadata == {"metadata": {"i": 1}}
+        assert fast.snapshots[-1].has_thread_id_mismatch()
+        assert fast.native.total_violations == slow.native.total_violations == 1
+        await f.shutdown()
+
+    asyncio.run(body())
+
+
+def test_tracker_take_snapshot_argument_errors_are_pythons():
+    tr = ThreadIDConsistencyTracker()
+    with pytest.raises(TypeError, match=r"missing 1 required positional argument: 'operation'"):
+        tr.take_snapshot()
+    with pytest.raises(TypeError, match=r"takes from 2 to 5 positional arguments but 6 were given"):
+        tr.take_snapshot("op", None, None, None, None)
+    with pytest.raises(TypeError, match=r"got multiple values for argument 'user_context'"):
+        tr.take_snapshot("op", None, user_context=None)
+    with pytest.raises(TypeError, match=r"got multiple values for argument 'operation'"):
+        tr.take_snapshot("op", operation="again")
+    assert tr.take_snapshot(operation="by_name").operation == "by_name"
+    # A non-str operation goes the general way and gets the core's error.
+    with pytest.raises(TypeError):
+        tr.take_snapshot(42)
+    assert tr.current_operation == 42
+    assert len(tr.snapshots) == 1
+    assert "operation, user_context=None, manager=None, isolation_key=None, **kwargs" in str(
+        inspect.signature(ThreadIDConsistencyTracker.take_snapshot))
+
+
+def test_tracker_subclass_without_init_says_what_is_missing():
+    class Forgetful(ThreadIDConsistencyTracker):
+        def __init__(self) -> None:
+            pass
+
+    with pytest.raises(netra.ThreadlineError, match=r"no native tracker: ThreadIDConsistencyTracker.__init__"):
+        Forgetful().take_snapshot("op")
+    with pytest.raises(netra.ThreadlineError, match=r"no native tracker"):
+        Forgetful().native
+
+
+def test_tracker_subclass_with_its_own_arguments():
+    class Named(ThreadIDConsistencyTracker):
+        def __init__(self, name: str, *, capacity: int = 2) -> None:
+            super().__init__(capacity)
+            self.name = name
+
+    t = Named("suite", capacity=2)
+    for i in range(3):
+        t.take_snapshot(f"op{i}")
+    assert t.name == "suite" and [s.operation for s in t.snapshots] == ["op1", "op2"]
+
+
+def test_tracker_in_a_reference_cycle_is_collected():
+    import gc
+    import weakref
+
+    t = ThreadIDConsistencyTracker()
+    t.take_snapshot("cycle")
+    t.current_operation = t  # type: ignore[assignment]
+    gone = weakref.ref(t)
+    del t
+    gc.collect()
+    assert gone() is None

@@ -17,10 +17,15 @@ use pyo3::IntoPyObjectExt;
 use serde_json::Value;
 use threadline::tracker::{StoredMetadata, StoredValue};
 
+/// See the note on `mimalloc` in Cargo.toml.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 mod context;
 mod ids;
 mod lock;
 mod registry;
+mod suite;
 mod tracker;
 
 /// The exception classes, created once at module import.
@@ -510,6 +515,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     context::register(m)?;
     lock::register(m)?;
     registry::register(m)?;
+    suite::register(m)?;
     tracker::register(m)?;
     Ok(())
 }

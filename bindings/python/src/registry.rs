@@ -604,7 +604,7 @@ pub struct PyManagerHandle {
     #[pyo3(get, name = "_isolation_key")]
     isolation_key: Py<PyString>,
     #[pyo3(get, name = "_user_context")]
-    user_context: Py<PyAny>,
+    pub(crate) user_context: Py<PyAny>,
     /// Kept as the int it was given (converting it costs more than keeping it).
     #[pyo3(get, name = "_created_ms")]
     created_ms: Py<PyInt>,

@@ -340,6 +340,34 @@ impl PyTracker {
         let out = t.take_snapshot_stored(input, metadata, now).py()?;
         PySnapshot::recorded(slf, &t, out.index)
     }
+
+    /// `take_snapshot` of a context, a manager's context and handle and an isolation
+    /// key (each may be `None`): the Netra drop-in's call (see `suite.rs`). The
+    /// manager's thread id is read from `manager_context` directly.
+    pub(crate) fn take_snapshot_of(
+        slf: &Bound<'_, Self>,
+        operation: &str,
+        context: Option<&PyUserContext>,
+        manager_context: Option<&PyUserContext>,
+        manager_instance_id: Option<u64>,
+        isolation_key: Option<&str>,
+        metadata: Option<&Bound<'_, PyDict>>,
+    ) -> PyResult<PySnapshot> {
+        let md = stored_metadata_arg(metadata)?;
+        let ctx = context.map(|c| &c.inner);
+        let input = SnapshotInput {
+            operation,
+            user_id: ctx.map(|c| c.user_id()),
+            user_context_thread_id: ctx.map(|c| c.thread_id()),
+            websocket_client_id: ctx.and_then(|c| c.websocket_client_id()),
+            manager_thread_id: manager_context.map(|m| m.inner.thread_id()),
+            manager_instance_id,
+            isolation_key,
+            cleanup_lookup_thread_id: None,
+            metadata: None,
+        };
+        Self::record(slf, input, md, system_now_ms())
+    }
 }
 
 #[pymethods]
@@ -389,35 +417,6 @@ impl PyTracker {
             metadata: None,
         };
         Self::record(slf, input, md, now_or(now_ms))
-    }
-
-    /// `take_snapshot` of a context, a manager's context and handle and an isolation
-    /// key, all positional (each may be `None`): the Netra drop-in's call. The manager's
-    /// thread id is read from `manager_context` directly.
-    #[pyo3(signature = (operation, context, manager_context, manager_instance_id, isolation_key, metadata, /))]
-    fn take_snapshot_of(
-        slf: &Bound<'_, Self>,
-        operation: &str,
-        context: Option<&Bound<'_, PyUserContext>>,
-        manager_context: Option<&Bound<'_, PyUserContext>>,
-        manager_instance_id: Option<u64>,
-        isolation_key: Option<&str>,
-        metadata: Option<&Bound<'_, PyDict>>,
-    ) -> PyResult<PySnapshot> {
-        let md = stored_metadata_arg(metadata)?;
-        let ctx = context.map(|c| &c.get().inner);
-        let input = SnapshotInput {
-            operation,
-            user_id: ctx.map(|c| c.user_id()),
-            user_context_thread_id: ctx.map(|c| c.thread_id()),
-            websocket_client_id: ctx.and_then(|c| c.websocket_client_id()),
-            manager_thread_id: manager_context.map(|m| m.get().inner.thread_id()),
-            manager_instance_id,
-            isolation_key,
-            cleanup_lookup_thread_id: None,
-            metadata: None,
-        };
-        Self::record(slf, input, md, system_now_ms())
     }
 
     /// A cleanup looking for `target_thread_id`, recorded beside the latest manager
