@@ -6,8 +6,11 @@ process, on the same inputs (issue 6).
 
 Three columns per operation: the reference model, threadline's Netra drop-in layer
 (`threadline.netra`, what the suite imports), and the native API (`threadline._native`,
-what new code calls). Every figure is the median of several interleaved rounds, so a
-burst of load on the machine hits all three alike; the ratios are reference / ours.
+what new code calls). Every figure is the median of several rounds, and within a round
+the columns of a per-call operation take turns in chunks of a tenth of the calls, so a
+burst of load on the machine (or a stretch of page faults: on this project's VMs the
+first touch of fresh memory costs microseconds) hits all three alike; the ratios are
+reference / ours.
 """
 
 import argparse
@@ -90,6 +93,20 @@ def main():
     def record(op, col, ns):
         results.setdefault(op, {}).setdefault(col, []).append(ns)
 
+    def record_interleaved(op, calls, k, chunks=10):
+        """The columns take turns, `k / chunks` calls at a time (the first column turns
+        each chunk); each column's calls continue its own state (its tracker)."""
+        cols = list(calls)
+        spent = dict.fromkeys(cols, 0)
+        for c in range(chunks):
+            step = k // chunks + (1 if c < k % chunks else 0)
+            for col in cols[c % len(cols):] + cols[:c % len(cols)]:
+                t0 = time.perf_counter_ns()
+                calls[col](step)
+                spent[col] += time.perf_counter_ns() - t0
+        for col in cols:
+            record(op, col, spent[col] / k)
+
     def record_in_turn(op, rnd, calls):
         """Per column an untimed call, then a timed one; the first column turns each round."""
         cols = list(calls)
@@ -101,18 +118,21 @@ def main():
     trackers = {}
     for rnd in range(rounds):
         # IDs
-        op = "generate_user_context_ids"
-        record(op, "reference", ns_per_op(lambda k: [rgen.generate_user_context_ids("user-12345678", "websocket_factory") for _ in range(k)], n))
-        record(op, "drop-in", ns_per_op(lambda k: [dropin_gen.generate_user_context_ids("user-12345678", "websocket_factory") for _ in range(k)], n))
-        record(op, "native", ns_per_op(lambda k: [native_gen.user_context_ids("user-12345678", "websocket_factory") for _ in range(k)], n))
-        op = "generate_base_id"
-        record(op, "reference", ns_per_op(lambda k: [rgen.generate_base_id("req") for _ in range(k)], n))
-        record(op, "drop-in", ns_per_op(lambda k: [dropin_gen.generate_base_id("req") for _ in range(k)], n))
-        record(op, "native", ns_per_op(lambda k: [native_gen.base_id("req") for _ in range(k)], n))
-        op = "parse_id"
-        record(op, "reference", ns_per_op(lambda k: [rgen.parse_id(base_ids[i]) for i in range(k)], n))
-        record(op, "drop-in", ns_per_op(lambda k: [dropin_gen.parse_id(base_ids[i]) for i in range(k)], n))
-        record(op, "native", ns_per_op(lambda k: [_native.parse_id(base_ids[i]) for i in range(k)], n))
+        record_interleaved("generate_user_context_ids", {
+            "reference": lambda k: [rgen.generate_user_context_ids("user-12345678", "websocket_factory") for _ in range(k)],
+            "drop-in": lambda k: [dropin_gen.generate_user_context_ids("user-12345678", "websocket_factory") for _ in range(k)],
+            "native": lambda k: [native_gen.user_context_ids("user-12345678", "websocket_factory") for _ in range(k)],
+        }, n)
+        record_interleaved("generate_base_id", {
+            "reference": lambda k: [rgen.generate_base_id("req") for _ in range(k)],
+            "drop-in": lambda k: [dropin_gen.generate_base_id("req") for _ in range(k)],
+            "native": lambda k: [native_gen.base_id("req") for _ in range(k)],
+        }, n)
+        record_interleaved("parse_id", {
+            "reference": lambda k: [rgen.parse_id(base_ids[i]) for i in range(k)],
+            "drop-in": lambda k: [dropin_gen.parse_id(base_ids[i]) for i in range(k)],
+            "native": lambda k: [_native.parse_id(base_ids[i]) for i in range(k)],
+        }, n)
 
         # Tracker: n snapshots each, into fresh trackers; the last round's are analysed.
         op = "take_snapshot (context, manager, key)"
@@ -141,9 +161,7 @@ def main():
                 nt.take_snapshot("manager_creation", context=c, manager_thread_id=c.thread_id,
                                  manager_instance_id=j, isolation_key=keys[j], metadata={"metadata": {"i": i}})
 
-        record(op, "reference", ns_per_op(ref_snaps, n))
-        record(op, "drop-in", ns_per_op(dropin_snaps, n))
-        record(op, "native", ns_per_op(native_snaps, n))
+        record_interleaved(op, {"reference": ref_snaps, "drop-in": dropin_snaps, "native": native_snaps}, n)
         trackers = {"reference": rt, "drop-in": dt, "native": nt}
 
         # One call each over 100,000 snapshots, each making tens of MB of objects. The
