@@ -250,3 +250,14 @@ test('Registry.userCounts keeps a user named "__proto__" as an own property', ()
   assert.deepEqual(Object.entries(counts), [['__proto__', 1], ['constructor', 1], ['u1', 1]]);
   assert.deepEqual(counts, JSON.parse('{"__proto__":1,"constructor":1,"u1":1}'));
 });
+
+test('parseId and parseContextId refuse numbers a JS number would round', () => {
+  const max = '9007199254740991'; // 2^53-1: still exact
+  assert.equal(tl.parseId(`x_${max}_${max}`).counter, Number.MAX_SAFE_INTEGER);
+  assert.equal(tl.parseId(`x_${max}_${max}`).timestamp_ms, Number.MAX_SAFE_INTEGER);
+  throwsKind(() => tl.parseId('x_9007199254740992_1'), 'id.unparsable',
+    /^id timestamp 9007199254740992 is beyond 2\^53-1, the largest integer a JS number holds exactly$/);
+  throwsKind(() => tl.parseId('x_1_18446744073709551615_ab'), 'id.unparsable', /^id counter 18446744073709551615 is beyond/);
+  assert.equal(tl.parseContextId(`thread_op_${max}_abcdef12`).counter, Number.MAX_SAFE_INTEGER);
+  throwsKind(() => tl.parseContextId('thread_op_9007199254740993_abcdef12'), 'id.unparsable', /^id counter 9007199254740993 is beyond/);
+});

@@ -340,7 +340,21 @@ fn now_or(v: &JsValue) -> JsResult<u64> {
 #[wasm_bindgen(js_name = parseId)]
 pub fn parse_id(id: JsValue) -> JsResult<JsValue> {
     let id = args::string(&id, "id")?;
-    to_js(&threadline::parse_id(&id).map_err(core)?)
+    let c = threadline::parse_id(&id).map_err(core)?;
+    exact("timestamp", c.timestamp_ms)?;
+    exact("counter", c.counter)?;
+    to_js(&c)
+}
+
+/// A parsed number as a JS number, refused where it would be rounded.
+fn exact(name: &str, n: u64) -> JsResult<()> {
+    if n as f64 > args::MAX_SAFE {
+        return Err(args::error(
+            "id.unparsable",
+            &format!("id {name} {n} is beyond 2^53-1, the largest integer a JS number holds exactly"),
+        ));
+    }
+    Ok(())
 }
 
 /// Parses a generator context id `thread_|run_|req_{operation}_{counter}_{h8}`:
@@ -348,7 +362,9 @@ pub fn parse_id(id: JsValue) -> JsResult<JsValue> {
 #[wasm_bindgen(js_name = parseContextId)]
 pub fn parse_context_id(id: JsValue) -> JsResult<JsValue> {
     let id = args::string(&id, "id")?;
-    to_js(&threadline::ids::parse_context_id(&id).map_err(core)?)
+    let c = threadline::ids::parse_context_id(&id).map_err(core)?;
+    exact("counter", c.counter)?;
+    to_js(&c)
 }
 
 /// Parses, has a prefix starting with `expectedPrefix`, and a timestamp at most a year
