@@ -351,7 +351,9 @@ fn exact(name: &str, n: u64) -> JsResult<()> {
     if n as f64 > args::MAX_SAFE {
         return Err(args::error(
             "id.unparsable",
-            &format!("id {name} {n} is beyond 2^53-1, the largest integer a JS number holds exactly"),
+            &format!(
+                "id {name} {n} is beyond 2^53-1, the largest integer a JS number holds exactly"
+            ),
         ));
     }
     Ok(())
