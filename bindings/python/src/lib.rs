@@ -326,6 +326,24 @@ pub(crate) fn dict_to_stored(d: &Bound<'_, PyDict>, depth: usize) -> PyResult<St
     Ok(StoredMetadata::from_entries(out))
 }
 
+/// Key-value pairs (`len` of them) as stored metadata, as `dict_to_stored` of a dict of
+/// them would make it; `None` when there are none. For keyword arguments read straight
+/// from a call, without a dict.
+pub(crate) fn stored_entries<'a, 'py: 'a>(
+    pairs: impl Iterator<Item = (&'a Bound<'py, PyAny>, &'a Bound<'py, PyAny>)>,
+    len: usize,
+    depth: usize,
+) -> PyResult<Option<StoredMetadata>> {
+    if len == 0 {
+        return Ok(None);
+    }
+    let mut out = Vec::with_capacity(len);
+    for (k, v) in pairs {
+        out.push((key_text(k)?.into_boxed_str(), py_to_stored(v, depth)?));
+    }
+    Ok(Some(StoredMetadata::from_entries(out)))
+}
+
 /// Optional snapshot metadata argument: `None`, or a dict (an empty one is no metadata).
 pub(crate) fn stored_metadata_arg(
     ob: Option<&Bound<'_, PyDict>>,

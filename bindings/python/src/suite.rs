@@ -23,7 +23,7 @@ use pyo3::{PyTraverseError, PyVisit};
 use crate::context::PyUserContext;
 use crate::registry::PyManagerHandle;
 use crate::tracker::PyTracker;
-use crate::{lock, Kind};
+use crate::{lock, stored_entries, Kind};
 
 /// The drop-in's context and manager classes (registered by `threadline.netra`): only
 /// objects of exactly these types take the native path, so a subclass that overrides
@@ -68,7 +68,7 @@ impl<'a, 'py> FastCall<'a, 'py> {
         user_context: Option<&Bound<'py, PyAny>>,
         manager: Option<&Bound<'py, PyAny>>,
         isolation_key: Option<&'a Bound<'py, PyAny>>,
-        kwargs: Option<&Bound<'py, PyDict>>,
+        cleanup_lookup: bool,
     ) -> PyResult<Option<Self>> {
         let Some((context_type, manager_type)) = user_context
             .or(manager)
@@ -98,10 +98,8 @@ impl<'a, 'py> FastCall<'a, 'py> {
                 Err(_) => return Ok(None),
             },
         };
-        if let Some(kw) = kwargs {
-            if kw.contains(intern!(kw.py(), "thread_id_cleanup_lookup"))? {
-                return Ok(None);
-            }
+        if cleanup_lookup {
+            return Ok(None);
         }
         Ok(Some(Self {
             context,
@@ -188,7 +186,9 @@ struct SnapshotArgs<'py> {
     user_context: Option<Bound<'py, PyAny>>,
     manager: Option<Bound<'py, PyAny>>,
     isolation_key: Option<Bound<'py, PyAny>>,
-    kwargs: Option<Bound<'py, PyDict>>,
+    /// The other keyword arguments, in call order (they become the metadata; a dict is
+    /// made of them only for the general path).
+    extra: Vec<(Bound<'py, PyString>, Bound<'py, PyAny>)>,
 }
 
 const PARAMETERS: [&str; 4] = ["operation", "user_context", "manager", "isolation_key"];
@@ -214,7 +214,7 @@ impl<'py> SnapshotArgs<'py> {
         for (i, slot) in named.iter_mut().enumerate().take(nargs) {
             *slot = Some(Bound::from_borrowed_ptr(py, *args.add(i)));
         }
-        let mut kwargs: Option<Bound<'py, PyDict>> = None;
+        let mut extra = Vec::new();
         if !kwnames.is_null() {
             let names = Bound::from_borrowed_ptr(py, kwnames).cast_into::<PyTuple>()?;
             // Names at a call site are interned: a pointer compare finds them.
@@ -241,13 +241,7 @@ impl<'py> SnapshotArgs<'py> {
                         )));
                     }
                     Some(p) => named[p] = Some(value),
-                    None => {
-                        let kw = match &kwargs {
-                            Some(kw) => kw,
-                            None => kwargs.insert(PyDict::new(py)),
-                        };
-                        kw.set_item(name, value)?;
-                    }
+                    None => extra.push((name.cast_into::<PyString>()?, value)),
                 }
             }
         }
@@ -264,7 +258,7 @@ impl<'py> SnapshotArgs<'py> {
             user_context: given(user_context),
             manager: given(manager),
             isolation_key: given(isolation_key),
-            kwargs,
+            extra,
         })
     }
 }
@@ -282,7 +276,7 @@ fn take_snapshot<'py>(
         user_context,
         manager,
         isolation_key,
-        kwargs,
+        extra,
     } = a;
     // Only `Bound`s are dropped here: dropping a `Py` checks pyo3's count of attached
     // calls, which the entry point below does not raise, and would defer the decref.
@@ -294,11 +288,14 @@ fn take_snapshot<'py>(
     drop(previous.map(|p| p.into_bound(py)));
     let tracker = tracker.ok_or_else(not_initialised)?;
     if let Ok(op) = operation.cast::<PyString>() {
+        let cleanup_lookup = extra
+            .iter()
+            .any(|(k, _)| k.to_str().is_ok_and(|k| k == "thread_id_cleanup_lookup"));
         let call = FastCall::read(
             user_context.as_ref(),
             manager.as_ref(),
             isolation_key.as_ref(),
-            kwargs.as_ref(),
+            cleanup_lookup,
         )?;
         if let Some(call) = call {
             let key = match call.isolation_key {
@@ -312,15 +309,19 @@ fn take_snapshot<'py>(
                 call.manager_context.as_ref().map(|c| c.get()),
                 call.manager_instance_id,
                 key.filter(|k| !k.is_empty()),
-                kwargs.as_ref(),
+                stored_entries(extra.iter().map(|(k, v)| (k.as_any(), v)), extra.len(), 0)?,
             )?;
             return Ok(Bound::new(py, snapshot)?.into_any());
         }
     }
+    let kwargs = PyDict::new(py);
+    for (k, v) in extra {
+        kwargs.set_item(k, v)?;
+    }
     slf.call_method(
         intern!(py, "_take_snapshot_general"),
         (operation, user_context, manager, isolation_key),
-        kwargs.as_ref(),
+        Some(&kwargs),
     )
 }
 
