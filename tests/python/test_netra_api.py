@@ -463,3 +463,21 @@ def test_tracker_in_a_reference_cycle_is_collected():
     del t
     gc.collect()
     assert gone() is None
+
+
+def test_returned_snapshots_stay_readable():
+    import gc
+
+    t = ThreadIDConsistencyTracker()
+    s = t.take_snapshot("kept", isolation_key="u1:thread_1", extra={"k": [1, 2]})
+    b = ThreadIDConsistencyTracker(capacity=1)
+    first = b.take_snapshot("evicted", isolation_key="u1:thread_1")
+    b.take_snapshot("second")
+    del t
+    gc.collect()
+    assert (s.operation, s.thread_id_isolation_key, s.metadata) == ("kept", "thread_1", {"extra": {"k": [1, 2]}})
+    assert repr(s) == ("Snapshot(index=0, operation='kept', user_context=None, manager_context=None, "
+                       "isolation_key='thread_1', cleanup_lookup=None, mismatch=False)")
+    assert s.to_dict()["isolation_key"] == "u1:thread_1"
+    assert [x.operation for x in b.snapshots] == ["second"]
+    assert (first.operation, first.index, first.thread_id_isolation_key) == ("evicted", 0, "thread_1")

@@ -3,7 +3,7 @@
 use std::sync::{Arc, Mutex};
 
 use pyo3::prelude::*;
-use pyo3::types::{PyDict, PyList};
+use pyo3::types::{PyDict, PyList, PyString};
 use threadline::tracker::{Comparison, Snapshot, StoredMetadata, Violation};
 use threadline::{
     Analysis, Entropy, ReportLimits, SeededEntropy, SnapshotFilter, SnapshotInput, Tracker,
@@ -216,19 +216,34 @@ impl PySnapshot {
             .map_err(|e| crate::error(Kind::Base, e.to_string()))?;
         json_to_py(py, &v)
     }
-    fn __repr__(&self) -> PyResult<String> {
-        self.with(|s| {
-            format!(
-                "Snapshot(index={}, operation={:?}, user_context={:?}, manager_context={:?}, isolation_key={:?}, cleanup_lookup={:?}, mismatch={})",
+    /// As Python would write the fields: `Snapshot(index=0, operation='op', ...)`.
+    fn __repr__(&self, py: Python<'_>) -> PyResult<String> {
+        let (index, operation, ids, mismatch) = self.with(|s| {
+            (
                 s.index,
-                &*s.operation,
-                s.thread_id_user_context.as_deref(),
-                s.thread_id_manager_context.as_deref(),
-                s.thread_id_isolation_key.as_deref(),
-                s.thread_id_cleanup_lookup.as_deref(),
-                if s.mismatch { "True" } else { "False" }
+                s.operation.to_string(),
+                s.thread_ids()
+                    .map(|(label, id)| (label, id.map(str::to_owned))),
+                s.mismatch,
             )
-        })
+        })?;
+        let text = |t: &str| -> PyResult<String> {
+            Ok(PyString::new(py, t).repr()?.to_string_lossy().into_owned())
+        };
+        let mut out = format!("Snapshot(index={index}, operation={}", text(&operation)?);
+        for (label, id) in ids {
+            let shown = match id {
+                Some(id) => text(&id)?,
+                None => "None".to_owned(),
+            };
+            out.push_str(&format!(", {label}={shown}"));
+        }
+        out.push_str(if mismatch {
+            ", mismatch=True)"
+        } else {
+            ", mismatch=False)"
+        });
+        Ok(out)
     }
 }
 
