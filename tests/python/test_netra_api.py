@@ -384,6 +384,11 @@ def test_tracker_take_snapshot_native_path_binds_arguments_like_python():
             __slots__ = ()
 
         sub = Ctx(ctx.user_id, ctx.thread_id, ctx.run_id, ctx.request_id, ctx.websocket_client_id)
+
+        class Key(str):  # its text is the key, whatever str() says
+            def __str__(self) -> str:
+                return f"{ctx.user_id}:thread_other"
+
         calls = [
             (("create",), dict(user_context=ctx, manager=mgr, isolation_key=key, metadata={"i": 1})),
             (("positional", ctx, mgr, key), {}),
@@ -394,6 +399,8 @@ def test_tracker_take_snapshot_native_path_binds_arguments_like_python():
             (("key_only",), dict(isolation_key=key)),
             (("subclass_context",), dict(user_context=sub, manager=mgr, isolation_key=key)),
             (("lookup",), dict(user_context=ctx, manager=mgr, thread_id_cleanup_lookup="thread_other")),
+            (("str_subclass_key",), dict(user_context=ctx, manager=mgr, isolation_key=Key(key))),
+            (("nothing",), {}),
         ]
         for args, kwargs in calls:
             a = fast.take_snapshot(*args, **kwargs)
@@ -402,7 +409,7 @@ def test_tracker_take_snapshot_native_path_binds_arguments_like_python():
             assert _fields(a) == _fields(b), args[0]
         assert _fields(fast.snapshots[0])["manager_instance_id"] == id(mgr)
         assert fast.snapshots[0].metadata == {"metadata": {"i": 1}}
-        assert fast.snapshots[-1].has_thread_id_mismatch()
+        assert [s.operation for s in fast.snapshots if s.has_thread_id_mismatch()] == ["lookup"]
         assert fast.native.total_violations == slow.native.total_violations == 1
         await f.shutdown()
 

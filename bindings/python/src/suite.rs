@@ -65,26 +65,27 @@ impl<'a, 'py> FastCall<'a, 'py> {
     /// drop-in context (or none), a drop-in manager beside a context (or none), a `str`
     /// key (or none) and no `thread_id_cleanup_lookup=`.
     fn read(
+        py: Python<'py>,
         user_context: Option<&Bound<'py, PyAny>>,
         manager: Option<&Bound<'py, PyAny>>,
         isolation_key: Option<&'a Bound<'py, PyAny>>,
         cleanup_lookup: bool,
     ) -> PyResult<Option<Self>> {
-        let Some((context_type, manager_type)) = user_context
-            .or(manager)
-            .and_then(|ob| FAST_TYPES.get(ob.py()))
-        else {
-            return Ok(None);
+        let (context_type, manager_type) = match FAST_TYPES.get(py) {
+            Some((c, m)) => (Some(c), Some(m)),
+            None => (None, None),
         };
+        let is =
+            |ob: &Bound<'py, PyAny>, t: Option<&Py<PyType>>| t.is_some_and(|t| ob.get_type().is(t));
         let context = match user_context {
             None => None,
-            Some(c) if c.get_type().is(context_type) => Some(context_of(c)?),
+            Some(c) if is(c, context_type) => Some(context_of(c)?),
             Some(_) => return Ok(None),
         };
         // Without a context, the general path takes the user id from the manager's.
         let (manager_context, manager_instance_id) = match manager {
             None => (None, None),
-            Some(m) if context.is_some() && m.get_type().is(manager_type) => {
+            Some(m) if context.is_some() && is(m, manager_type) => {
                 let handle = m.cast::<PyManagerHandle>()?;
                 let ctx = context_of(handle.get().user_context.bind(m.py()))?;
                 (Some(ctx), Some(m.as_ptr() as usize as u64))
@@ -93,6 +94,7 @@ impl<'a, 'py> FastCall<'a, 'py> {
         };
         let isolation_key = match isolation_key {
             None => None,
+            // A `str` subclass too: the general path takes its text as it is.
             Some(k) => match k.cast::<PyString>() {
                 Ok(s) => Some(s),
                 Err(_) => return Ok(None),
@@ -292,6 +294,7 @@ fn take_snapshot<'py>(
             .iter()
             .any(|(k, _)| k.to_str().is_ok_and(|k| k == "thread_id_cleanup_lookup"));
         let call = FastCall::read(
+            py,
             user_context.as_ref(),
             manager.as_ref(),
             isolation_key.as_ref(),
