@@ -488,3 +488,37 @@ def test_returned_snapshots_stay_readable():
     assert s.to_dict()["isolation_key"] == "u1:thread_1"
     assert [x.operation for x in b.snapshots] == ["second"]
     assert (first.operation, first.index, first.thread_id_isolation_key) == ("evicted", 0, "thread_1")
+
+
+def test_tracker_take_snapshot_from_threads_and_reentrant_metadata():
+    async def body():
+        f = WebSocketManagerFactory(max_managers_per_user=4)
+        ctxs = [UserExecutionContext.from_websocket_request(f"t-user-{i}") for i in range(4)]
+        mgrs = [await f.create_manager(c) for c in ctxs]
+        tr = ThreadIDConsistencyTracker()
+
+        def work(i):
+            for n in range(500):
+                tr.take_snapshot("threaded", user_context=ctxs[i], manager=mgrs[i],
+                                 isolation_key=mgrs[i].isolation_key, n=n)
+
+        threads = [threading.Thread(target=work, args=(i,)) for i in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert tr.native.total_snapshots == 2000 and tr.native.total_violations == 0
+
+        class Nested:
+            """Metadata whose str() takes a snapshot of its own: no lock is held then."""
+
+            def __str__(self) -> str:
+                tr.take_snapshot("inner", user_context=ctxs[0])
+                return "nested"
+
+        s = tr.take_snapshot("outer", user_context=ctxs[0], manager=mgrs[0], value=Nested())
+        assert s.metadata == {"value": "nested"}
+        assert [x.operation for x in tr.snapshots[-2:]] == ["inner", "outer"]
+        assert tr.current_operation == "inner"  # set as each call starts, as the seed does
+
+    asyncio.run(body())
