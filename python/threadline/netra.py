@@ -1015,6 +1015,11 @@ class ThreadIDConsistencyTracker(_native.SuiteTracker):
         self.current_operation = None
         return self
 
+    def __reduce__(self) -> Tuple[Any, ...]:
+        """Copies and pickles go through the report JSON: the copy carries on exactly as
+        this tracker does, independently of it."""
+        return (_tracker_from_json, (type(self), self.to_json(), self.current_operation))
+
     def _take_snapshot_general(
         self,
         operation: str,
@@ -1110,6 +1115,14 @@ class ThreadIDConsistencyTracker(_native.SuiteTracker):
         """The retained violations as dicts, oldest first: a live read-only sequence."""
         t = self.native
         return _LiveList(t.retained_violations, t.violation_at)
+
+
+def _tracker_from_json(
+    cls: "type[ThreadIDConsistencyTracker]", text: str, current_operation: Optional[str]
+) -> ThreadIDConsistencyTracker:
+    tracker = cls.from_json(text)
+    tracker.current_operation = current_operation
+    return tracker
 
 
 _native.SuiteTracker._register_fast_types(UserExecutionContext, IsolatedWebSocketManager)

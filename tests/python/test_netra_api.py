@@ -522,3 +522,18 @@ def test_tracker_take_snapshot_from_threads_and_reentrant_metadata():
         assert tr.current_operation == "inner"  # set as each call starts, as the seed does
 
     asyncio.run(body())
+
+
+def test_tracker_copies_and_pickles_through_its_report():
+    t = ThreadIDConsistencyTracker(capacity=3)
+    for i in range(5):
+        t.take_snapshot(f"op{i}", isolation_key=f"u{i}:thread_{i}")
+    t.take_snapshot("lookup", thread_id_cleanup_lookup="thread_x", manager=SimpleNamespace(
+        user_context=SimpleNamespace(thread_id="thread_y", user_id="u1")))
+    for other in (copy.copy(t), copy.deepcopy(t), pickle.loads(pickle.dumps(t))):
+        assert type(other) is ThreadIDConsistencyTracker and other is not t
+        assert other.current_operation == "lookup"
+        assert other.get_detailed_report() == t.get_detailed_report()
+        assert other.native.capacity == 3 and other.native.total_snapshots == 6
+        other.take_snapshot("more")
+        assert other.native.total_snapshots == 7 and t.native.total_snapshots == 6
