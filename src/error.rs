@@ -280,9 +280,6 @@ pub enum RegistryError {
         /// The range allowed.
         expected: &'static str,
     },
-    /// An isolation key refused.
-    #[error(transparent)]
-    Key(#[from] KeyError),
     /// An id refused, such as a connection id with a control character.
     #[error(transparent)]
     Context(#[from] ContextError),
@@ -426,7 +423,6 @@ impl RegistryError {
             RegistryError::UnknownManager { .. } => "registry.unknown_manager",
             RegistryError::Inactive { .. } => "registry.inactive",
             RegistryError::Config { .. } => "registry.config",
-            RegistryError::Key(e) => e.kind(),
             RegistryError::Context(e) => e.kind(),
         }
     }

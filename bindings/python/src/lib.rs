@@ -153,7 +153,6 @@ impl CoreError for threadline::RegistryError {
             E::UnknownManager { .. } => Kind::UnknownManager,
             E::Inactive { .. } => Kind::InactiveManager,
             E::Config { .. } => Kind::InvalidConfig,
-            E::Key(_) => Kind::InvalidKey,
             E::Context(_) => Kind::InvalidContext,
         }
     }
