@@ -135,7 +135,10 @@ impl PySnapshot {
     /// Position in the tracker's whole history.
     #[getter]
     fn index(&self) -> PyResult<u64> {
-        self.with(|s| s.index)
+        match &self.held {
+            Held::InTracker { index, .. } => Ok(*index),
+            Held::Owned(s) => Ok(s.index),
+        }
     }
     /// Unix seconds.
     #[getter]
