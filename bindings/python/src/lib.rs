@@ -318,18 +318,13 @@ pub(crate) fn py_to_stored(ob: &Bound<'_, PyAny>, depth: usize) -> PyResult<Stor
 /// A dict as a snapshot's stored metadata (keys are their `str()`); `depth` as in
 /// `dict_to_map`.
 pub(crate) fn dict_to_stored(d: &Bound<'_, PyDict>, depth: usize) -> PyResult<StoredMetadata> {
-    let mut out = Vec::with_capacity(d.len());
-    for (k, v) in d.iter() {
-        out.push((key_text(&k)?.into_boxed_str(), py_to_stored(&v, depth)?));
-    }
-    Ok(StoredMetadata::from_entries(out))
+    Ok(stored_entries(d.iter(), d.len(), depth)?.unwrap_or_default())
 }
 
-/// Key-value pairs (`len` of them) as stored metadata, as `dict_to_stored` of a dict of
-/// them would make it; `None` when there are none. For keyword arguments read straight
-/// from a call, without a dict.
-pub(crate) fn stored_entries<'a, 'py: 'a>(
-    pairs: impl Iterator<Item = (&'a Bound<'py, PyAny>, &'a Bound<'py, PyAny>)>,
+/// Key-value pairs (`len` of them) as stored metadata (keys are their `str()`); `None`
+/// when there are none. A dict's items, or keyword arguments read straight from a call.
+pub(crate) fn stored_entries<'py>(
+    pairs: impl Iterator<Item = (Bound<'py, PyAny>, Bound<'py, PyAny>)>,
     len: usize,
     depth: usize,
 ) -> PyResult<Option<StoredMetadata>> {
@@ -338,7 +333,7 @@ pub(crate) fn stored_entries<'a, 'py: 'a>(
     }
     let mut out = Vec::with_capacity(len);
     for (k, v) in pairs {
-        out.push((key_text(k)?.into_boxed_str(), py_to_stored(v, depth)?));
+        out.push((key_text(&k)?.into_boxed_str(), py_to_stored(&v, depth)?));
     }
     Ok(Some(StoredMetadata::from_entries(out)))
 }

@@ -71,6 +71,9 @@ impl<'a, 'py> FastCall<'a, 'py> {
         isolation_key: Option<&'a Bound<'py, PyAny>>,
         cleanup_lookup: bool,
     ) -> PyResult<Option<Self>> {
+        if cleanup_lookup {
+            return Ok(None);
+        }
         let (context_type, manager_type) = match FAST_TYPES.get(py) {
             Some((c, m)) => (Some(c), Some(m)),
             None => (None, None),
@@ -100,9 +103,6 @@ impl<'a, 'py> FastCall<'a, 'py> {
                 Err(_) => return Ok(None),
             },
         };
-        if cleanup_lookup {
-            return Ok(None);
-        }
         Ok(Some(Self {
             context,
             manager_context,
@@ -301,6 +301,7 @@ fn take_snapshot<'py>(
             cleanup_lookup,
         )?;
         if let Some(call) = call {
+            let len = extra.len();
             let key = match call.isolation_key {
                 Some(k) => Some(k.to_str()?),
                 None => None,
@@ -312,7 +313,7 @@ fn take_snapshot<'py>(
                 call.manager_context.as_ref().map(|c| c.get()),
                 call.manager_instance_id,
                 key.filter(|k| !k.is_empty()),
-                stored_entries(extra.iter().map(|(k, v)| (k.as_any(), v)), extra.len(), 0)?,
+                stored_entries(extra.into_iter().map(|(k, v)| (k.into_any(), v)), len, 0)?,
             )?;
             return Ok(Bound::new(py, snapshot)?.into_any());
         }
