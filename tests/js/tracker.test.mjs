@@ -197,6 +197,142 @@ test('compareAnalyses compares two analyses', () => {
   throwsKind(() => compareAnalyses(undefined, fixed.analyze()), 'argument');
 });
 
+// takeSnapshot reads plain ASCII input in one call (bindings/wasm/js/args.js) and
+// anything else field by field; both must record the same fields.
+test('takeSnapshot records every field as given, ASCII or not, given empty or absent', () => {
+  const tr = new Tracker({ clock: () => 5 });
+  const full = {
+    operation: 'manager_creation',
+    userId: 'user-1',
+    userContextThreadId: 'thread_a',
+    websocketClientId: 'ws_1',
+    managerThreadId: 'thread_b',
+    managerInstanceId: 7,
+    isolationKey: 'user-1:thread_c',
+    cleanupLookupThreadId: 'thread_d',
+    metadata: { note: 'n', depth: { n: 1 } },
+  };
+  const inputs = [
+    full,
+    { operation: 'op' },
+    { operation: 'op', userId: null, managerThreadId: undefined, managerInstanceId: null, metadata: null },
+    { operation: 'op', userId: '', websocketClientId: '', managerThreadId: '' },
+    { ...full, userId: 'usér-😀', websocketClientId: 'ws_2' },
+    { ...full, operation: 'créer', userId: 'user-2' },
+    { ...full, cleanupLookupThreadId: 'thread_😀' },
+    { ...full, metadata: { note: 'é' } },
+    { operation: 'op', managerInstanceId: 0 },
+    { operation: 'op', managerInstanceId: -0 },
+    { operation: 'op', managerInstanceId: Number.MAX_SAFE_INTEGER },
+  ];
+  for (const input of inputs) {
+    tr.takeSnapshot(input);
+    const [s] = tr.snapshotRange(tr.totalSnapshots - 1, tr.totalSnapshots);
+    const given = (v) => (v === undefined ? null : v);
+    const key = input.isolationKey;
+    assert.deepEqual(
+      {
+        operation: s.operation,
+        user_id: s.user_id,
+        thread_id_user_context: s.thread_id_user_context,
+        websocket_client_id: s.websocket_client_id,
+        thread_id_manager_context: s.thread_id_manager_context,
+        manager_instance_id: s.manager_instance_id,
+        isolation_key: s.isolation_key,
+        thread_id_isolation_key: s.thread_id_isolation_key,
+        thread_id_cleanup_lookup: s.thread_id_cleanup_lookup,
+        metadata: s.metadata,
+      },
+      {
+        operation: input.operation,
+        user_id: given(input.userId),
+        thread_id_user_context: given(input.userContextThreadId),
+        websocket_client_id: given(input.websocketClientId),
+        thread_id_manager_context: given(input.managerThreadId),
+        manager_instance_id: given(input.managerInstanceId === -0 ? 0 : input.managerInstanceId),
+        isolation_key: given(key),
+        thread_id_isolation_key: key ? key.slice(key.indexOf(':') + 1) : null,
+        thread_id_cleanup_lookup: given(input.cleanupLookupThreadId),
+        metadata: input.metadata ?? {},
+      },
+      JSON.stringify(input),
+    );
+  }
+  assert.equal(tr.totalSnapshots, inputs.length);
+});
+
+test('takeSnapshot reads each field once, in order, and passes on a getter that throws', () => {
+  const tr = new Tracker({ clock: () => 5 });
+  const read = [];
+  const target = { operation: 'op', userId: 'u', managerInstanceId: 2, metadata: { a: 1 } };
+  const logged = new Proxy(target, {
+    get(t, k, r) {
+      read.push(k);
+      return Reflect.get(t, k, r);
+    },
+  });
+  tr.takeSnapshot(logged);
+  assert.deepEqual(read, [
+    'operation',
+    'userId',
+    'userContextThreadId',
+    'websocketClientId',
+    'managerThreadId',
+    'managerInstanceId',
+    'isolationKey',
+    'cleanupLookupThreadId',
+    'metadata',
+  ]);
+  const boom = new Error('boom');
+  assert.throws(
+    () =>
+      tr.takeSnapshot({
+        operation: 'op',
+        get userId() {
+          throw boom;
+        },
+      }),
+    (e) => e === boom,
+  );
+  assert.equal(tr.totalSnapshots, 1);
+  tr.takeSnapshot({ operation: 'after' });
+  assert.equal(tr.totalSnapshots, 2);
+});
+
+test('takeSnapshot names the bad value in every refusal', () => {
+  const tr = new Tracker();
+  const refusals = [
+    [undefined, 'takeSnapshot needs an object with at least an operation: got nothing'],
+    ['op', 'snapshot must be an object: got the string "op"'],
+    [['op'], 'snapshot must be an object: got an array'],
+    [{ userId: 'u' }, 'snapshot.operation must be a string: got undefined'],
+    [{ operation: 'op', userId: 5 }, 'snapshot.userId must be a string: got the number 5'],
+    [
+      { operation: 'op', isolationKey: 'u:\ud800' },
+      'snapshot.isolationKey "u:\\ud800" contains a lone UTF-16 surrogate: expected well-formed text',
+    ],
+    [
+      { operation: 'op', managerInstanceId: 1.5 },
+      'snapshot.managerInstanceId must be a whole number from 0 to 2^53-1: got 1.5',
+    ],
+    [
+      { operation: 'op', managerInstanceId: '1' },
+      'snapshot.managerInstanceId must be a whole number: got the string "1"',
+    ],
+    [{ operation: 'op', metadata: [1] }, 'snapshot.metadata must be a plain object: got an array'],
+    [{ operation: 'op', metadata: { n: 10n } }, 'snapshot.metadata is not plain JSON data'],
+    [
+      { operation: 'op', thread: 't' },
+      'snapshot has no option "thread": expected one of operation, userId, userContextThreadId, ' +
+        'websocketClientId, managerThreadId, managerInstanceId, isolationKey, cleanupLookupThreadId, metadata',
+    ],
+  ];
+  for (const [input, message] of refusals) {
+    assert.equal(throwsKind(() => tr.takeSnapshot(input), 'argument').message, message);
+  }
+  assert.equal(tr.totalSnapshots, 0);
+});
+
 test('takeSnapshot refuses bad input with typed errors', () => {
   const tr = new Tracker();
   throwsKind(() => tr.takeSnapshot(), 'argument');

@@ -319,10 +319,12 @@ pub fn metadata(v: &JsValue, name: &str) -> JsResult<Option<Metadata>> {
             describe(v)
         )));
     }
-    let text = json_text(v, name)?;
-    threadline::json::read_metadata(&text)
-        .map(Some)
-        .map_err(|e| argument(format!("{name} is not valid: {e}")))
+    read_metadata(&json_text(v, name)?, name).map(Some)
+}
+
+/// Metadata from the JSON text `JSON.stringify` wrote for the argument `name`.
+pub fn read_metadata(json: &str, name: &str) -> JsResult<Metadata> {
+    threadline::json::read_metadata(json).map_err(|e| argument(format!("{name} is not valid: {e}")))
 }
 
 /// A JS value as JSON text, the way `JSON.stringify` sees it. The core's reader takes

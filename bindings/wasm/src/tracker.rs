@@ -10,7 +10,9 @@ use threadline::tracker::{
 };
 use threadline::RegistryEvent;
 
-use crate::args::{self, argument, core, to_js, to_json_text, JsClock, JsResult, Options};
+use crate::args::{
+    self, argument, core, read_metadata, to_js, to_json_text, JsClock, JsResult, Options,
+};
 
 #[wasm_bindgen(module = "/js/analysis.js")]
 extern "C" {
@@ -143,22 +145,84 @@ impl Tracker {
     }
 }
 
-/// What `takeSnapshot` reads: every thread id is optional; the isolation key is parsed by
-/// the core (canonical or older form).
-pub(crate) struct SnapshotArgs {
-    pub operation: String,
-    pub user_id: Option<String>,
-    pub user_context_thread_id: Option<String>,
-    pub websocket_client_id: Option<String>,
-    pub manager_thread_id: Option<String>,
-    pub manager_instance_id: Option<u64>,
-    pub isolation_key: Option<String>,
-    pub cleanup_lookup_thread_id: Option<String>,
-    pub metadata: Option<threadline::Metadata>,
+#[wasm_bindgen(module = "/js/args.js")]
+extern "C" {
+    /// The input's text fields and metadata JSON in one text, their sizes in `sizes`;
+    /// `None` for input the fast path does not take (`SnapshotArgs::read`).
+    #[wasm_bindgen(js_name = packSnapshotInput, catch)]
+    fn pack_snapshot_input(v: &JsValue, sizes: &mut [f64]) -> JsResult<Option<String>>;
 }
+
+/// What `takeSnapshot` reads: every thread id is optional; the isolation key is parsed by
+/// the core (canonical or older form). The text fields sit one after another in one
+/// text, whichever way they were read.
+pub(crate) struct SnapshotArgs {
+    text: String,
+    /// Where each of `TEXT_FIELDS` lies in `text`; `None` when not given.
+    fields: [Option<(usize, usize)>; TEXT_FIELDS.len()],
+    manager_instance_id: Option<u64>,
+    metadata: Option<threadline::Metadata>,
+}
+
+/// `operation` first (required), in the order `js/args.js` packs them.
+const TEXT_FIELDS: [&str; 7] = [
+    "operation",
+    "userId",
+    "userContextThreadId",
+    "websocketClientId",
+    "managerThreadId",
+    "isolationKey",
+    "cleanupLookupThreadId",
+];
 
 impl SnapshotArgs {
     fn read(v: &JsValue) -> JsResult<Self> {
+        // The text fields' sizes, the metadata's, then the instance id.
+        let mut sizes = [0f64; TEXT_FIELDS.len() + 2];
+        match pack_snapshot_input(v, &mut sizes)? {
+            Some(text) => match Self::unpack(text, &sizes)? {
+                Some(args) => Ok(args),
+                None => Self::read_fields(v),
+            },
+            None => Self::read_fields(v),
+        }
+    }
+
+    /// From `packSnapshotInput`: sizes in UTF-16 units, -1 for an absent field. `None`
+    /// for text that is not ASCII.
+    fn unpack(text: String, sizes: &[f64; TEXT_FIELDS.len() + 2]) -> JsResult<Option<Self>> {
+        let mut fields = [None; TEXT_FIELDS.len()];
+        let mut at = 0.0;
+        for (field, size) in fields.iter_mut().zip(sizes) {
+            if *size >= 0.0 {
+                *field = Some((at as usize, (at + size) as usize));
+                at += size;
+            }
+        }
+        let json = sizes[TEXT_FIELDS.len()];
+        // UTF-8 takes more bytes than UTF-16 takes units for every character past ASCII:
+        // only for ASCII text is a size in units a size in bytes. Other text (rare in
+        // ids) is read field by field.
+        if at + json.max(0.0) != text.len() as f64 {
+            return Ok(None);
+        }
+        let metadata = if json >= 0.0 {
+            let json = text.get(at as usize..).unwrap_or_default();
+            Some(read_metadata(json, "snapshot.metadata")?)
+        } else {
+            None
+        };
+        let n = sizes[TEXT_FIELDS.len() + 1];
+        Ok(Some(Self {
+            text,
+            fields,
+            manager_instance_id: (!n.is_nan()).then_some(n as u64),
+            metadata,
+        }))
+    }
+
+    /// Field by field: the slow path, which throws the error that names a bad value.
+    fn read_fields(v: &JsValue) -> JsResult<Self> {
         if v.is_undefined() || v.is_null() {
             return Err(argument(
                 "takeSnapshot needs an object with at least an operation: got nothing",
@@ -179,29 +243,48 @@ impl SnapshotArgs {
                 "metadata",
             ],
         )?;
+        let mut text = String::new();
+        let mut fields = [None; TEXT_FIELDS.len()];
+        let mut manager_instance_id = None;
+        for (i, (field, name)) in fields.iter_mut().zip(TEXT_FIELDS).enumerate() {
+            // Read in the order of the options list above (as `packSnapshotInput` does):
+            // the instance id before the isolation key.
+            if i == 5 {
+                manager_instance_id = o.whole("managerInstanceId")?;
+            }
+            let value = if i == 0 {
+                Some(o.required_string(name)?)
+            } else {
+                o.string(name)?
+            };
+            if let Some(value) = value {
+                let start = text.len();
+                text.push_str(&value);
+                *field = Some((start, text.len()));
+            }
+        }
         Ok(Self {
-            operation: o.required_string("operation")?,
-            user_id: o.string("userId")?,
-            user_context_thread_id: o.string("userContextThreadId")?,
-            websocket_client_id: o.string("websocketClientId")?,
-            manager_thread_id: o.string("managerThreadId")?,
-            manager_instance_id: o.whole("managerInstanceId")?,
-            isolation_key: o.string("isolationKey")?,
-            cleanup_lookup_thread_id: o.string("cleanupLookupThreadId")?,
+            text,
+            fields,
+            manager_instance_id,
             metadata: o.metadata("metadata")?,
         })
     }
 
     pub(crate) fn input(&self) -> SnapshotInput<'_> {
+        let field = |i: usize| {
+            let (start, end) = self.fields.get(i).copied().flatten()?;
+            self.text.get(start..end)
+        };
         SnapshotInput {
-            operation: &self.operation,
-            user_id: self.user_id.as_deref(),
-            user_context_thread_id: self.user_context_thread_id.as_deref(),
-            websocket_client_id: self.websocket_client_id.as_deref(),
-            manager_thread_id: self.manager_thread_id.as_deref(),
+            operation: field(0).unwrap_or_default(),
+            user_id: field(1),
+            user_context_thread_id: field(2),
+            websocket_client_id: field(3),
+            manager_thread_id: field(4),
             manager_instance_id: self.manager_instance_id,
-            isolation_key: self.isolation_key.as_deref(),
-            cleanup_lookup_thread_id: self.cleanup_lookup_thread_id.as_deref(),
+            isolation_key: field(5),
+            cleanup_lookup_thread_id: field(6),
             metadata: self.metadata.clone(),
         }
     }
