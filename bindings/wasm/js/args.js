@@ -93,3 +93,8 @@ export function packSnapshotInput(v, sizes) {
   }
   return text;
 }
+
+/** What `takeSnapshot` and `simulateCleanupLookup` return; `violations` is a view of wasm memory. */
+export function snapshotOutcome(index, mismatch, violations) {
+  return { index, mismatch, violations: Array.from(violations) };
+}

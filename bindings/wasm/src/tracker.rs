@@ -151,6 +151,16 @@ extern "C" {
     /// `None` for input the fast path does not take (`SnapshotArgs::read`).
     #[wasm_bindgen(js_name = packSnapshotInput, catch)]
     fn pack_snapshot_input(v: &JsValue, sizes: &mut [f64]) -> JsResult<Option<String>>;
+
+    /// `{ index, mismatch, violations }`, made in JS: cheaper than JSON for three fields.
+    #[wasm_bindgen(js_name = snapshotOutcome)]
+    fn snapshot_outcome(index: f64, mismatch: bool, violations: &[f64]) -> JsValue;
+}
+
+/// A `SnapshotOutcome` as the object the API returns.
+fn outcome_to_js(out: &threadline::tracker::SnapshotOutcome) -> JsValue {
+    let violations: Vec<f64> = out.violations.iter().map(|&i| i as f64).collect();
+    snapshot_outcome(out.index as f64, out.mismatch, &violations)
 }
 
 /// What `takeSnapshot` reads: every thread id is optional; the isolation key is parsed by
@@ -435,7 +445,7 @@ impl Tracker {
         let now = self.now()?;
         self.with(|s| {
             let out = s.core.take_snapshot(a.input(), now).map_err(core)?;
-            to_js(&out)
+            Ok(outcome_to_js(&out))
         })
     }
 
@@ -457,7 +467,7 @@ impl Tracker {
                 .core
                 .simulate_cleanup_lookup(&target, user.as_deref(), metadata, now)
                 .map_err(core)?;
-            to_js(&out)
+            Ok(outcome_to_js(&out))
         })
     }
 
