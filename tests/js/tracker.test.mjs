@@ -1,7 +1,9 @@
 // The Tracker API the replay page depends on.
 import test from 'node:test';
 import assert from 'node:assert/strict';
-import { tl, manualClock, throwsKind } from './helpers.mjs';
+import { execFileSync } from 'node:child_process';
+import { join } from 'node:path';
+import { tl, manualClock, throwsKind, pkgDir } from './helpers.mjs';
 
 const { Tracker, compareAnalyses } = tl;
 const T = 'thread_websocket_factory_1234567890_abc_def123';
@@ -297,6 +299,33 @@ test('takeSnapshot reads each field once, in order, and passes on a getter that 
   assert.equal(tr.totalSnapshots, 1);
   tr.takeSnapshot({ operation: 'after' });
   assert.equal(tr.totalSnapshots, 2);
+});
+
+test('takeSnapshot refuses a lone surrogate also where strings lack isWellFormed', () => {
+  // Browsers before 2023 have no String.prototype.isWellFormed; the fast path then tests
+  // with a regular expression. Were it to let a lone surrogate through, the text would
+  // reach the wasm as U+FFFD, silently.
+  const script = `
+    delete String.prototype.isWellFormed;
+    const { Tracker } = await import(${JSON.stringify(join(pkgDir, 'index.mjs'))});
+    const t = new Tracker({ clock: () => 5 });
+    t.takeSnapshot({ operation: 'op', userId: 'plain' });
+    const out = [];
+    for (const userId of ['a\\ud800', '\\udc00b', 'ok😀']) {
+      try { t.takeSnapshot({ operation: 'op', userId }); out.push(t.snapshotRange(t.totalSnapshots - 1, t.totalSnapshots)[0].user_id); }
+      catch (e) { out.push(e.kind + ': ' + e.message); }
+    }
+    console.log(JSON.stringify({ wellFormed: typeof ''.isWellFormed, out }));
+  `;
+  const printed = execFileSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8' });
+  assert.deepEqual(JSON.parse(printed), {
+    wellFormed: 'undefined',
+    out: [
+      'argument: snapshot.userId "a\\ud800" contains a lone UTF-16 surrogate: expected well-formed text',
+      'argument: snapshot.userId "\\udc00b" contains a lone UTF-16 surrogate: expected well-formed text',
+      'ok😀',
+    ],
+  });
 });
 
 test('takeSnapshot names the bad value in every refusal', () => {
