@@ -212,7 +212,8 @@ impl SnapshotArgs {
         let json = sizes[TEXT_FIELDS.len()];
         // UTF-8 takes more bytes than UTF-16 takes units for every character past ASCII:
         // only for ASCII text is a size in units a size in bytes. Other text (rare in
-        // ids) is read field by field.
+        // ids) is read field by field, which is also what refuses a lone surrogate (it
+        // arrives here as U+FFFD, three bytes for one unit).
         if at + json.max(0.0) != text.len() as f64 {
             return Ok(None);
         }
