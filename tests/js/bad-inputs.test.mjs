@@ -129,6 +129,12 @@ test('lone surrogates are refused, not merged into U+FFFD', () => {
     throwsKind(() => tracker.takeSnapshot({ operation: 'op', metadata: { note: s } }), 'argument');
     throwsKind(() => new ThreadGuard({ userId: s }), 'argument');
   }
+  // Beside a real U+FFFD too: the wasm asks JS to look only at text that converted to
+  // one (a lone surrogate always does), so both kinds of U+FFFD must be told apart.
+  throwsKind(() => new IsolationKey('u1', 'thread_\ufffd\ud800'), 'argument', /lone UTF-16 surrogate/);
+  throwsKind(() => new IsolationKey('u1', '\udbff\ufffd'), 'argument', /lone UTF-16 surrogate/);
+  assert.equal(new IsolationKey('u1', 'thread_\ufffd').threadId, 'thread_\ufffd');
+  assert.equal(tl.parseId('req_\ufffd_1_2').prefix, 'req_\ufffd');
   // Paired surrogates are ordinary text.
   assert.equal(new IsolationKey('u1', 'thread_\ud83d\ude00').threadId, 'thread_\ud83d\ude00');
   // A guard never adopts or matches such a thread id, and never throws on it.

@@ -144,19 +144,29 @@ extern "C" {
 
 /// A required string argument: a JS string of well-formed UTF-16.
 pub fn string(v: &JsValue, name: &str) -> JsResult<String> {
-    if !v.is_string() {
+    let Some(text) = v.as_string() else {
         return Err(argument(format!(
             "{name} must be a string: got {}",
             describe(v)
         )));
+    };
+    // The conversion turns a lone surrogate into U+FFFD, so only a text that holds one
+    // can have had one: the JS check (a call across the boundary and a regular
+    // expression) is left for those.
+    if has_replacement_character(&text) {
+        if let Some(shown) = lone_surrogate(v) {
+            return Err(argument(format!(
+                "{name} {shown} contains a lone UTF-16 surrogate: expected well-formed text"
+            )));
+        }
     }
-    if let Some(shown) = lone_surrogate(v) {
-        return Err(argument(format!(
-            "{name} {shown} contains a lone UTF-16 surrogate: expected well-formed text"
-        )));
-    }
-    // A JS string always converts.
-    Ok(v.as_string().unwrap_or_default())
+    Ok(text)
+}
+
+/// Whether `text` holds U+FFFD (`EF BF BD` in UTF-8). A byte scan: `str::contains` links
+/// a searcher the size budget has no room for.
+fn has_replacement_character(text: &str) -> bool {
+    text.as_bytes().windows(3).any(|w| w == [0xEF, 0xBF, 0xBD])
 }
 
 /// An optional string argument: `undefined` and `null` are absent.
