@@ -52,6 +52,22 @@ test('a clock going backwards keeps ids increasing and is counted', () => {
   assert.equal(ids.clockRegressions, 1);
 });
 
+test('the clock is called only for ids that hold a time', () => {
+  let calls = 0;
+  const ids = new IdGenerator({
+    seed: 1,
+    clock: () => {
+      calls += 1;
+      return T0;
+    },
+  });
+  const c = ids.userContextIds('user-1', 'websocket_factory');
+  assert.match(c.thread_id, /^thread_websocket_factory_1_[0-9a-f]{8}$/);
+  assert.equal(calls, 0);
+  assert.equal(ids.baseId('x', { includeRandom: false }), `x_${T0}_2`);
+  assert.equal(calls, 1);
+});
+
 test('free functions: parse, readings, correlation, validity', () => {
   assert.deepEqual(tl.parseId('session_web_user1234_1700000000000_42_deadbeef'), {
     prefix: 'session_web_user1234',

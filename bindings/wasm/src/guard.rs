@@ -135,7 +135,7 @@ impl ThreadGuard {
     fn mint(&mut self) -> JsResult<String> {
         let ids = self
             .gen
-            .at_now()?
+            .untimed()
             .user_context_ids(&self.user_id, &self.operation)
             .map_err(core)?;
         let thread = ids.thread_id().to_owned();

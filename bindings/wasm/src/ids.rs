@@ -41,6 +41,13 @@ impl Gen {
         Ok(&self.core)
     }
 
+    /// The core generator without a clock read, for ids that hold no time
+    /// (`user_context_ids`): the clock source (maybe the caller's function) is not called
+    /// for nothing.
+    pub fn untimed(&self) -> &threadline::IdGenerator {
+        &self.core
+    }
+
     /// Now, as the generator's clock source tells it.
     pub fn now(&self) -> JsResult<u64> {
         self.source.now()
@@ -138,7 +145,7 @@ impl IdGenerator {
         let op = opt_label(&operation, "operation", "context")?;
         let ids = self
             .gen
-            .at_now()?
+            .untimed()
             .user_context_ids(&user, &op)
             .map_err(core)?;
         to_js(&ids)
