@@ -171,7 +171,7 @@ fn has_replacement_character(text: &str) -> bool {
 
 /// An optional string argument: `undefined` and `null` are absent.
 pub fn opt_string(v: &JsValue, name: &str) -> JsResult<Option<String>> {
-    if v.is_undefined() || v.is_null() {
+    if v.is_null_or_undefined() {
         Ok(None)
     } else {
         string(v, name).map(Some)
@@ -218,7 +218,7 @@ pub struct Options {
 
 impl Options {
     pub fn new(v: &JsValue, what: &'static str, known: &[&str]) -> JsResult<Self> {
-        if v.is_undefined() || v.is_null() {
+        if v.is_null_or_undefined() {
             return Ok(Self { obj: None, what });
         }
         if !v.is_object() || js_sys::Array::is_array(v) || v.is_function() {
@@ -266,7 +266,7 @@ impl Options {
 
     pub fn whole(&self, key: &str) -> JsResult<Option<u64>> {
         let v = self.get(key)?;
-        if v.is_undefined() || v.is_null() {
+        if v.is_null_or_undefined() {
             return Ok(None);
         }
         whole(&v, &self.name(key)).map(Some)
@@ -276,7 +276,7 @@ impl Options {
     /// number is refused rather than wrapped.
     pub fn size(&self, key: &str) -> JsResult<Option<usize>> {
         let v = self.get(key)?;
-        if v.is_undefined() || v.is_null() {
+        if v.is_null_or_undefined() {
             return Ok(None);
         }
         whole_to(&v, &self.name(key), u32::MAX as f64, "2^32-1").map(|n| Some(n as usize))
@@ -284,7 +284,7 @@ impl Options {
 
     pub fn bool(&self, key: &str) -> JsResult<Option<bool>> {
         let v = self.get(key)?;
-        if v.is_undefined() || v.is_null() {
+        if v.is_null_or_undefined() {
             return Ok(None);
         }
         v.as_bool().map(Some).ok_or_else(|| {
@@ -298,7 +298,7 @@ impl Options {
 
     pub fn function(&self, key: &str) -> JsResult<Option<js_sys::Function>> {
         let v = self.get(key)?;
-        if v.is_undefined() || v.is_null() {
+        if v.is_null_or_undefined() {
             return Ok(None);
         }
         if !v.is_function() {
@@ -320,7 +320,7 @@ impl Options {
 /// Plain JSON-like data (`{}` of strings, numbers, booleans, null, arrays, objects), read
 /// the way `JSON.stringify` sees it.
 pub fn metadata(v: &JsValue, name: &str) -> JsResult<Option<Metadata>> {
-    if v.is_undefined() || v.is_null() {
+    if v.is_null_or_undefined() {
         return Ok(None);
     }
     if !v.is_object() || js_sys::Array::is_array(v) || v.is_function() {

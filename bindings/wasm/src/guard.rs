@@ -147,7 +147,7 @@ impl ThreadGuard {
     fn check(&mut self, message: &JsValue, direction: &str) -> JsValue {
         let out = js_sys::Object::new();
         let got = message_thread(message);
-        if got.is_undefined() || got.is_null() {
+        if got.is_null_or_undefined() {
             set(&out, "ok", &JsValue::TRUE);
             set(&out, "checked", &JsValue::FALSE);
             return out.into();
@@ -213,7 +213,7 @@ impl ThreadGuard {
     /// checks never throw.
     #[wasm_bindgen(constructor)]
     pub fn new(options: JsValue) -> JsResult<ThreadGuard> {
-        if options.is_undefined() || options.is_null() {
+        if options.is_null_or_undefined() {
             return Err(argument("ThreadGuard needs { userId }: got nothing"));
         }
         let o = Options::new(

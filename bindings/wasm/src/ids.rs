@@ -84,7 +84,7 @@ fn rules(test_mode: Option<bool>) -> ValidationRules {
 }
 
 fn opt_timestamp(v: &JsValue) -> JsResult<Option<f64>> {
-    if v.is_undefined() || v.is_null() {
+    if v.is_null_or_undefined() {
         return Ok(None);
     }
     let ts = v.as_f64().ok_or_else(|| {
@@ -108,7 +108,7 @@ fn opt_label(v: &JsValue, name: &str, default: &str) -> JsResult<String> {
 }
 
 fn opt_bool(v: &JsValue, name: &str, default: bool) -> JsResult<bool> {
-    if v.is_undefined() || v.is_null() {
+    if v.is_null_or_undefined() {
         return Ok(default);
     }
     v.as_bool().ok_or_else(|| {
@@ -335,7 +335,7 @@ pub(crate) fn websocket_context(
 }
 
 fn now_or(v: &JsValue) -> JsResult<u64> {
-    if v.is_undefined() || v.is_null() {
+    if v.is_null_or_undefined() {
         Ok(js_sys::Date::now().max(0.0) as u64)
     } else {
         args::whole(v, "nowMs")
@@ -467,7 +467,7 @@ impl UserContext {
     /// A missing request id becomes a UUID v4. Placeholders and blanks are refused.
     #[wasm_bindgen(constructor)]
     pub fn new(fields: JsValue) -> JsResult<UserContext> {
-        if fields.is_undefined() || fields.is_null() {
+        if fields.is_null_or_undefined() {
             return Err(argument(
                 "UserContext needs { userId, threadId, runId }: got nothing",
             ));

@@ -151,7 +151,7 @@ impl SessionStore {
     /// Drops sessions unused for more than `maxAgeMs` (default 24 h); returns how many.
     #[wasm_bindgen(js_name = cleanupExpired)]
     pub fn cleanup_expired(&mut self, max_age_ms: JsValue) -> JsResult<u32> {
-        let max = if max_age_ms.is_undefined() || max_age_ms.is_null() {
+        let max = if max_age_ms.is_null_or_undefined() {
             DAY_MS
         } else {
             args::whole(&max_age_ms, "maxAgeMs")?

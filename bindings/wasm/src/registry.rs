@@ -198,7 +198,7 @@ impl Registry {
     #[wasm_bindgen(js_name = addConnection)]
     pub fn add_connection(&mut self, key: JsValue, connection: JsValue) -> JsResult<()> {
         let k = args::string(&key, "key")?;
-        if connection.is_undefined() || connection.is_null() {
+        if connection.is_null_or_undefined() {
             return Err(argument(
                 "addConnection needs { connectionId, userId }: got nothing",
             ));

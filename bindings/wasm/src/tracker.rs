@@ -234,7 +234,7 @@ impl SnapshotArgs {
 
     /// Field by field: the slow path, which throws the error that names a bad value.
     fn read_fields(v: &JsValue) -> JsResult<Self> {
-        if v.is_undefined() || v.is_null() {
+        if v.is_null_or_undefined() {
             return Err(argument(
                 "takeSnapshot needs an object with at least an operation: got nothing",
             ));
