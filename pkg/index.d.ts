@@ -464,7 +464,13 @@ export class UserContext {
   [Symbol.dispose](): void;
 }
 
-/** The same thread id for the same conversation on every call. */
+/**
+ * The same thread id for the same conversation on every call. `clock` stamps the store's
+ * sessions (their ages and expiry); the ids are minted by a generator, on that
+ * generator's clock and random stream: the shared one for `new SessionStore()`, `ids` for
+ * `withIds` (a run id derived from a given thread id, and a minted websocket client id,
+ * carry the generator's time).
+ */
 export class SessionStore {
   constructor(options?: { testMode?: boolean; clock?: Clock });
   /** A store minting with `ids` (and reading its clock unless `clock` is given). */
