@@ -105,3 +105,32 @@ test('a clock that calls back into its own tracker gets an error, not a crash', 
   assert.throws(() => t.takeSnapshot({ operation: 'outer' }), (e) => e instanceof Error);
   t = null;
 });
+
+test('takeSnapshot reads its input right when a getter grows the wasm memory', () => {
+  // Growing the memory detaches every view of it, among them the one `takeSnapshot`'s
+  // one-call reading writes the fields' sizes to (bindings/wasm/js/args.js).
+  const kept = [];
+  let grew = 0;
+  const input = {
+    operation: 'op',
+    userId: 'user-1',
+    managerInstanceId: 3,
+    // The last field, absent: the sizes written after it would be lost.
+    get cleanupLookupThreadId() {
+      const start = wasmMemory.buffer.byteLength;
+      while (wasmMemory.buffer.byteLength === start && kept.length < 1000) kept.push(bigTracker());
+      if (wasmMemory.buffer.byteLength !== start) grew += 1;
+      return undefined;
+    },
+  };
+  const t = new Tracker({ clock: () => 5 });
+  t.takeSnapshot(input);
+  assert.ok(grew >= 1, 'the getter grew the memory');
+  const [s] = t.snapshotRange(0, 1);
+  assert.equal(s.user_id, 'user-1');
+  assert.equal(s.manager_instance_id, 3);
+  assert.equal(s.thread_id_cleanup_lookup, null);
+  assert.deepEqual(s.metadata, {});
+  for (const k of kept) k.free();
+  t.free();
+});

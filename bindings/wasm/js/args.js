@@ -93,6 +93,10 @@ export function packSnapshotInput(v, sizes) {
     sizes[METADATA] = json.length;
     text += json;
   }
+  // A getter or a toJSON that called into the wasm may have grown its memory. That
+  // detaches `sizes`, a view of the memory, and drops what was written to it since:
+  // then the wasm reads the input field by field.
+  if (sizes.length === 0) return undefined;
   return text;
 }
 
