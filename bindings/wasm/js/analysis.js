@@ -56,23 +56,22 @@ export function assembleAnalysis(strings, head, threadText, userText, lengths, s
   };
   slice(threadText, newThreads, threads);
   slice(userText, newUsers, users);
-  const byUser = {};
+  // Filled with no prototype, so every user is set as an own property, as JSON.parse
+  // makes it: with Object.prototype behind it, an assignment to a name it has would set
+  // the object's prototype (`__proto__`), call a setter, or, where Object.prototype is
+  // frozen (hardened JS), fail. It gets its prototype once, at the end.
+  const byUser = Object.create(null);
   for (let u = 0; u < userCount; u++) {
     const user = users[u];
     const list = new Array(shape[k++]);
     for (let i = 0; i < list.length; i++) list[i] = threads[shape[k++]];
-    if (user === '__proto__') {
-      // As JSON.parse makes it: an own property, not the object's prototype.
-      Object.defineProperty(byUser, user, { value: list, enumerable: true, writable: true, configurable: true });
-    } else {
-      byUser[user] = list;
-    }
+    byUser[user] = list;
   }
   const multiple = new Array(shape[k++]);
   for (let i = 0; i < multiple.length; i++) multiple[i] = users[shape[k++]];
   // Assigned in place, so the fields keep the core's order.
   analysis.thread_ids = threads.slice();
-  analysis.thread_ids_by_user = byUser;
+  analysis.thread_ids_by_user = Object.setPrototypeOf(byUser, Object.prototype);
   analysis.users_with_multiple_thread_ids = multiple;
   return analysis;
 }
