@@ -87,10 +87,11 @@ try {
   const analyzeMs = median(() => {
     analysis = tracker.analyze();
   });
-  // The least a first call can cost in V8, with no wasm at all: a plain object with as
-  // many user keys as the analysis has, each new to V8 (not yet interned), holding a new
-  // array of its thread ids. Any implementation that returns the analysis as the report
-  // JSON shapes it must do this much (BENCHMARKS.md, the wasm table).
+  // What V8 alone takes, with no wasm at all, for the part of a first call no
+  // implementation can skip when its users are new to V8: a plain object with as many
+  // user keys as the analysis has, none of them interned yet, each holding a new array
+  // of its thread ids (BENCHMARKS.md, the wasm table). The wasm first calls above can
+  // read below it: their users' keys may still be interned from the previous call.
   const byUser = Object.entries(analysis.thread_ids_by_user);
   let round = 0;
   const floorMs = median(() => {

@@ -45,15 +45,14 @@ const INSTANCE = METADATA + 1;
 // Where `managerInstanceId` is read: between `managerThreadId` and `isolationKey`.
 const INSTANCE_READ_BEFORE = TEXT_FIELDS.indexOf('isolationKey');
 
-
 /**
- * No surrogate check here: the wasm takes this text only when it is ASCII (its UTF-8
- * length equals its length in UTF-16 units), and a lone surrogate, which converts to
- * U+FFFD, three bytes for one unit, never is. Other text goes the field-by-field way.
- *
  * The snapshot's text fields and its metadata as JSON, one after another in one text;
  * `sizes` gets each one's length in UTF-16 units (-1 when absent), then the instance id
  * (NaN when absent). `undefined` when the input is not what the .wasm accepts.
+ *
+ * No surrogate check here: the wasm takes this text only when it is ASCII (its UTF-8
+ * length equals its length in UTF-16 units), and a lone surrogate, which converts to
+ * U+FFFD, three bytes for one unit, never is. Other text goes the field-by-field way.
  */
 export function packSnapshotInput(v, sizes) {
   if (typeof v !== 'object' || v === null || Array.isArray(v)) return undefined;

@@ -260,7 +260,7 @@ impl SnapshotArgs {
         for (i, (field, name)) in fields.iter_mut().zip(TEXT_FIELDS).enumerate() {
             // Read in the order of the options list above (as `packSnapshotInput` does):
             // the instance id before the isolation key.
-            if i == 5 {
+            if name == "isolationKey" {
                 manager_instance_id = o.whole("managerInstanceId")?;
             }
             let value = if i == 0 {
