@@ -4,7 +4,6 @@
 //! snapshot ones with 10-20 samples, so the whole run stays at a few minutes on 2 cores.
 
 use std::hint::black_box;
-use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion};
@@ -27,19 +26,17 @@ fn ids(c: &mut Criterion) {
     });
     // The floor under `user_context_ids` on this machine, measured in the same run: what
     // any implementation returning the three ids as one owned text does at the least
-    // (one lock, one 64-bit ChaCha12 draw, one allocation of the finished text, its copy
-    // and its free), with the text already made. The rest is validation and formatting.
-    let floor = Mutex::new(ChaCha12Rng::seed_from_u64(1));
+    // (one lock of the generator's kind, one 64-bit ChaCha12 draw, one allocation of the
+    // finished text, its copy and its free), with the text already made. The rest is
+    // validation and formatting.
+    let floor = spin::mutex::SpinMutex::<_, spin::relax::Yield>::new(ChaCha12Rng::seed_from_u64(1));
     let made = sys
         .user_context_ids("user-12345678", "websocket_factory")
         .unwrap();
     let text = format!("{}{}{}", made.thread_id(), made.run_id(), made.request_id());
     g.bench_function("user_context_ids_floor", |b| {
         b.iter(|| {
-            let r = floor
-                .lock()
-                .map(|mut rng| rng.next_u64())
-                .unwrap_or_default();
+            let r = floor.lock().next_u64();
             (r, Box::<str>::from(black_box(text.as_str())))
         })
     });
