@@ -6,7 +6,9 @@ use rand_core::block::BlockRng;
 use rand_core::block::BlockRngCore;
 use rand_core::{RngCore, SeedableRng};
 
-/// A source of random bytes.
+/// A source of random bytes. An [`IdGenerator`](crate::IdGenerator) calls it with its
+/// lock held, and threads waiting for that lock yield rather than sleep: a source should
+/// answer from memory, not block.
 pub trait Entropy: Send {
     /// Fills all of `buf` with the next random bytes of the stream.
     fn fill(&mut self, buf: &mut [u8]);
