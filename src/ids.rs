@@ -161,9 +161,10 @@ pub struct IdGenerator {
 /// A spin lock that yields the thread while it waits. It is held for a counter step and a
 /// few bytes of the stream (a refill of the stream's buffer at most), so waiting is rare
 /// and short. Taking and releasing it costs one atomic read-modify-write; a std `Mutex`
-/// costs two (its release must check for sleepers), about 21 against 11 ns a pair on
-/// this project's machine, where `user_context_ids` takes about 80.
+/// costs two (its release must check for sleepers): about 11 against 21 ns a pair on
+/// this project's machine, where `user_context_ids` takes 60 to 75 (BENCHMARKS.md).
 type MintingLock = spin::mutex::SpinMutex<Minting, spin::relax::Yield>;
+type MintingGuard<'a> = spin::mutex::SpinMutexGuard<'a, Minting, spin::relax::Yield>;
 
 /// What minting an ID draws on: the last counter value handed out and the random stream.
 struct Minting {
@@ -248,7 +249,7 @@ impl IdGenerator {
         self.minting().counter = 0;
     }
 
-    fn minting(&self) -> spin::mutex::SpinMutexGuard<'_, Minting, spin::relax::Yield> {
+    fn minting(&self) -> MintingGuard<'_> {
         // A thread that panics mid-fill releases the lock as it unwinds; the counter and
         // the stream are still valid.
         self.minting.lock()
